@@ -1,0 +1,20 @@
+"""Calibrated class probabilities bounded by the training sample count."""
+
+from ._calibrator import GaussianSoftmaxCalibrator
+from ._links import (
+    gaussian_softmax,
+    gaussian_softmax_nll_grad,
+    linear_softmax,
+    linear_softmax_nll_grad,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "GaussianSoftmaxCalibrator",
+    "__version__",
+    "gaussian_softmax",
+    "gaussian_softmax_nll_grad",
+    "linear_softmax",
+    "linear_softmax_nll_grad",
+]

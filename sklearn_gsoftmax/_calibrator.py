@@ -1,0 +1,315 @@
+"""GaussianSoftmaxCalibrator: decision scores -> probabilities bounded by ``n``."""
+
+from __future__ import annotations
+
+from numbers import Integral
+
+import numpy as np
+from scipy.sparse import issparse
+from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import (
+    _check_sample_weight,
+    check_is_fitted,
+    column_or_1d,
+    validate_data,
+)
+
+from ._fitting import affine_scores, fit_binary, fit_multiclass
+from ._links import LINKS, binary_margin, link_proba
+from ._validation import MULTICLASS_FORMS, check_real_n, check_scores
+
+
+def sample_count(sample_weight, n_rows: int, n_samples, *, n_classes: int, link: str):
+    """The ``n`` the links are built on: ``n_samples`` if given, else the sum of
+    the sample weights (the number of rows without weights).
+
+    Weights are read as frequency weights: a weight of 3 stands for three copies of
+    a row, which is what scikit-learn's weighted fits assume too; so the count is
+    their sum, and fitting with integer weights equals fitting on repeated rows.
+    """
+    if n_samples is not None:
+        return check_real_n(n_samples, n_classes=n_classes, link=link, name="n_samples")
+    if sample_weight is None:
+        n = float(n_rows)
+        name = "the number of samples"
+    else:
+        n = float(sample_weight.sum())
+        name = (
+            "the sum of sample_weight (weights are read as frequency weights, so "
+            "they count samples; set n_samples to override)"
+        )
+    return check_real_n(n, n_classes=n_classes, link=link, name=name)
+
+
+class GaussianSoftmaxCalibrator(ClassifierMixin, BaseEstimator):
+    """Map a classifier's decision scores to probabilities bounded by ``n``.
+
+        Fits ``p = link_n(a * z + b)``: a scale ``a`` and a per-class offset ``b``
+        (first entry 0) by maximising the weighted likelihood of the labels, where
+        ``link_n`` is one of the links of :func:`gaussian_softmax`. With the gaussian
+        or linear link every probability lies in about ``[1/n, 1 - 1/n]``, so a
+        single confident mistake costs at most about ``ln(n)`` of log-loss.
+
+        Parameters
+        ----------
+        link : {"gaussian", "linear", "softmax"}, default="gaussian"
+            The link. ``"softmax"`` is the unbounded baseline: with binary scores it is
+            Platt scaling (without Platt's smoothed targets), with multiclass scores
+            and ``fit_intercept=False`` it is temperature scaling.
+        multiclass : {"vs_top", "simplex"}, default="vs_top"
+            Form of the gaussian link for three or more classes.
+        n_samples : int, default=None
+            The sample count ``n`` that bounds the probabilities, usually the number of
+            samples the scoring model was trained on. ``None`` uses the number of
+            samples passed to :meth:`fit` (the sum of ``sample_weight`` when given:
+            weights are frequency weights).
+        fit_intercept : bool, default=True
+            Whether to fit the per-class offset ``b``; ``False`` fits the scale only.
+
+        Attributes
+        ----------
+        classes_ : ndarray of shape (n_classes,)
+            The class labels; score column ``k`` belongs to ``classes_[k]``.
+        n_samples_ : float
+            The ``n`` used by the link.
+        scale_ : float
+            The fitted scale ``a``. Free in sign for binary scores, at least 0 for
+            multiclass scores.
+        intercept_ : ndarray of shape (n_classes,)
+            The fitted offsets ``b``, ``intercept_[0] == 0``. For binary decision
+            scores ``s`` the model is ``z = (0, scale_ * s + intercept_[1])``.
+        score_range_ : ndarray of shape (2, n_features_in_)
+            Minimum (row 0) and maximum (row 1) of each score column seen in fit.
+        n_features_in_ : int
+            Number of score columns seen in fit (1 for binary decision scores).
+        feature_names_in_ : ndarray of shape (n_features_in_,)
+            Column names of the scores, when they were a DataFrame with string names.
+        n_iter_ : int
+            Iterations of the optimiser.
+
+        See Also
+        --------
+        gaussian_softmax : The link function.
+        sklearn.calibration.CalibratedClassifierCV : Sigmoid, isotonic and
+            temperature calibration of a classifier.
+
+        Notes
+        -----
+        The maximum-likelihood fit has a very weak ridge prior (strength 1e-9 on the
+        parameters of standardised scores) so that the optimum is unique on separable
+        scores, where a saturating link's likelihood is flat in the scale.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn_gsoftmax import GaussianSoftmaxCalibrator
+        >>> rng = np.random.default_rng(0)
+        >>> scores = rng.normal(scale=3.0, size=500)
+        >>> y = rng.random(500) < 1 / (1 + np.exp(-scores))
+        >>> calibrator = GaussianSoftmaxCalibrator().fit(scores, y)
+        >>> proba = calibrator.predict_proba([-1e6, 0.0, 1e6])
+        >>> round(float(proba.min()) * 500, 9)  # saturates at 1/n, n = 500
+        1.0
+    """
+
+    _parameter_constraints: dict = {
+        "link": [StrOptions(set(LINKS))],
+        "multiclass": [StrOptions(set(MULTICLASS_FORMS))],
+        "n_samples": [Interval(Integral, 2, None, closed="left"), None],
+        "fit_intercept": ["boolean"],
+    }
+
+    def __init__(
+        self,
+        *,
+        link="gaussian",
+        multiclass="vs_top",
+        n_samples=None,
+        fit_intercept=True,
+    ):
+        self.link = link
+        self.multiclass = multiclass
+        self.n_samples = n_samples
+        self.fit_intercept = fit_intercept
+
+    def _validate_scores(self, scores, *, reset: bool) -> np.ndarray:
+        """Validate scores as ``(m,)`` margins or ``(m, K)`` logits."""
+        if issparse(scores):
+            raise TypeError(
+                "sparse scores are not supported: decision scores are dense; pass "
+                "a dense array (e.g. scores.toarray())."
+            )
+        if np.asarray(scores).ndim == 1:
+            if not reset and self.n_features_in_ != 1:
+                raise ValueError(
+                    f"scores are 1-D, but {type(self).__name__} was fitted on "
+                    f"{self.n_features_in_} score columns. Reshape your data to "
+                    f"(m, {self.n_features_in_})."
+                )
+            # One column of binary decision scores, so that n_features_in_ is 1.
+            scores = np.asarray(scores).reshape(-1, 1)
+        scores = validate_data(
+            self,
+            scores,
+            reset=reset,
+            ensure_all_finite=False,
+            dtype=[np.float64, np.float32],
+        )
+        return check_scores(scores)
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, scores, y, sample_weight=None):
+        """Fit the scale and offsets on decision scores and labels.
+
+        Parameters
+        ----------
+        scores : array-like of shape (m,), (m, 1) or (m, n_classes)
+            Binary decision scores (positive means the second class of the sorted
+            labels) or one logit column per class. Infinite scores are allowed
+            (e.g. the log of a zero probability) except with ``link="softmax"``.
+        y : array-like of shape (m,)
+            Labels; at least two classes.
+        sample_weight : array-like of shape (m,), default=None
+            Non-negative frequency weights.
+
+        Returns
+        -------
+        self : object
+            The fitted calibrator.
+        """
+        if y is None:
+            raise ValueError(
+                f"{type(self).__name__} requires y to be passed, but the target y is "
+                "None; pass the labels the scores should predict."
+            )
+        z = self._validate_scores(scores, reset=True)
+        y = column_or_1d(y, warn=True)
+        if y.shape[0] != z.shape[0]:
+            raise ValueError(
+                f"scores and y have different lengths: {z.shape[0]} and {y.shape[0]}."
+            )
+        check_classification_targets(y)
+        self.classes_ = np.unique(y)
+        n_classes = len(self.classes_)
+        if n_classes < 2:
+            raise ValueError(
+                f"y holds one class only ({self.classes_[0]!r}); a calibrator needs "
+                "labels of at least two classes."
+            )
+        weights = _check_sample_weight(sample_weight, z, dtype=np.float64)
+        if sample_weight is not None and (weights < 0).any():
+            raise ValueError("sample_weight must be non-negative.")
+        if sample_weight is not None and not np.any(weights > 0):
+            raise ValueError(
+                "sample_weight are all zero; at least one weight must be positive."
+            )
+        n_columns = 1 if z.ndim == 1 else z.shape[1]
+        if n_columns not in (1, n_classes) or (n_columns == 1 and n_classes != 2):
+            raise ValueError(
+                f"scores have {n_columns} column(s) but y has {n_classes} classes; "
+                "pass one score column per class (or a single column of decision "
+                "scores for two classes)."
+            )
+        if self.link == "softmax" and not np.isfinite(z).all():
+            raise ValueError(
+                "scores contain infinite values, which give an infinite log-loss "
+                "under link='softmax'; use link='gaussian' or 'linear', which bound "
+                "them, or pass finite scores."
+            )
+        self.n_samples_ = sample_count(
+            None if sample_weight is None else weights,
+            z.shape[0],
+            self.n_samples,
+            n_classes=n_classes,
+            link=self.link,
+        )
+        self.score_range_ = np.vstack([z.min(axis=0), z.max(axis=0)]).reshape(2, -1)
+        y_index = np.searchsorted(self.classes_, y)
+        z64 = z.astype(np.float64, copy=False)
+        if n_classes == 2:
+            margin = z64 if z64.ndim == 1 else binary_margin(z64)
+            result = fit_binary(
+                margin, y_index, weights, self.n_samples_, self.link, self.fit_intercept
+            )
+        else:
+            result = fit_multiclass(
+                z64,
+                y_index,
+                weights,
+                self.n_samples_,
+                self.link,
+                self.multiclass,
+                self.fit_intercept,
+            )
+        self.scale_ = result.scale
+        self.intercept_ = result.intercept
+        self.n_iter_ = result.n_iter
+        return self
+
+    def _calibrated_scores(self, scores) -> np.ndarray:
+        check_is_fitted(self)
+        z = self._validate_scores(scores, reset=False)
+        if z.ndim == 1:
+            return affine_scores(z, self.scale_, self.intercept_[1])
+        return affine_scores(z, self.scale_, self.intercept_.astype(z.dtype))
+
+    def predict_proba(self, scores) -> np.ndarray:
+        """Probabilities of each class, bounded by ``n_samples_``.
+
+        Parameters
+        ----------
+        scores : array-like of shape (m,), (m, 1) or (m, n_classes)
+            Scores shaped as in :meth:`fit`.
+
+        Returns
+        -------
+        proba : ndarray of shape (m, n_classes)
+            Rows sum to 1; float32 for float32 scores.
+        """
+        u = self._calibrated_scores(scores)
+        return link_proba(u, self.n_samples_, self.link, self.multiclass)
+
+    def predict_log_proba(self, scores) -> np.ndarray:
+        """Log-probabilities of each class, computed without rounding to ``p``.
+
+        Parameters
+        ----------
+        scores : array-like of shape (m,), (m, 1) or (m, n_classes)
+            Scores shaped as in :meth:`fit`.
+
+        Returns
+        -------
+        log_proba : ndarray of shape (m, n_classes)
+            The logs of :meth:`predict_proba`.
+        """
+        u = self._calibrated_scores(scores)
+        return link_proba(u, self.n_samples_, self.link, self.multiclass, log=True)
+
+    def predict(self, scores) -> np.ndarray:
+        """The most probable class of each row.
+
+        Parameters
+        ----------
+        scores : array-like of shape (m,), (m, 1) or (m, n_classes)
+            Scores shaped as in :meth:`fit`.
+
+        Returns
+        -------
+        labels : ndarray of shape (m,)
+            Entries of ``classes_``.
+        """
+        proba = self.predict_proba(scores)
+        return self.classes_[np.argmax(proba, axis=1)]
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = False
+        return tags
+
+
+def _two_column_margin(z: np.ndarray) -> np.ndarray:
+    from ._links import _binary_margin
+
+    return _binary_margin(z)

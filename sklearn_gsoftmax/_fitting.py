@@ -1,0 +1,215 @@
+"""Fitting the scale and offsets of ``p = link_n(a * z + b)`` by maximum likelihood.
+
+Binary problems (two parameters) use a damped Newton method with the exact
+Hessian: a handful of passes over the data, which is what makes a fit on 10^6
+scores as fast as scikit-learn's sigmoid calibration. ``K >= 3`` classes use
+L-BFGS-B with the analytic gradient of ``_links``.
+
+The scores are divided by their root mean square before fitting, so that the
+parameters and the prior below do not depend on the units of the scores; the
+fitted scale is converted back at the end.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy.optimize import minimize
+
+from ._links import binary_nll_derivatives, multiclass_nll_grad
+
+#: Strength of the ridge prior ``PRIOR_STRENGTH / 2 * (a**2 + |b|**2)`` added to the
+#: mean negative log-likelihood (parameters on standardised scores). On separable
+#: scores the likelihood of a saturating link is flat far out in the scale, so the
+#: maximum is not unique; this prior makes it unique. Elsewhere it moves the fitted
+#: probabilities by less than 1e-6 (seen in the parity tests with scikit-learn's
+#: Platt and temperature scaling, which have no prior).
+PRIOR_STRENGTH = 1e-9
+
+_NEWTON_MAX_ITER = 100
+_LBFGS_MAX_ITER = 1000
+_GRADIENT_TOL = 1e-10
+_POLISH_DECREMENT = 1e-13
+
+
+def affine_scores(z: np.ndarray, scale: float, intercept) -> np.ndarray:
+    """``scale * z + intercept`` where an infinite score stays a bound.
+
+    ``0 * inf`` would be NaN: with a zero scale the scores carry no information, so
+    infinite ones map to the intercept like every other.
+    """
+    if scale == 0.0:
+        out = np.zeros_like(z)
+    else:
+        out = z * scale
+    out += intercept
+    return out
+
+
+def _finite_copy(z: np.ndarray) -> np.ndarray:
+    """``z`` with infinite entries set to 0, for products with derivatives.
+
+    The saturating links' derivatives are exactly 0 at infinite scores, so the
+    infinite entries contribute nothing to the gradient; a 0 avoids ``0 * inf``.
+    """
+    finite = np.isfinite(z)
+    if finite.all():
+        return z
+    return np.where(finite, z, 0.0)
+
+
+def _root_mean_square(z_finite: np.ndarray, w: np.ndarray) -> float:
+    """Weighted RMS of the scores (``w`` sums to 1), so that a weight of k acts
+    as k repeated rows here too."""
+    squares = np.square(z_finite)
+    if squares.ndim == 2:
+        squares = squares.mean(axis=1)
+    rms = math.sqrt(float(squares @ w))
+    return rms if rms > 0.0 else 1.0
+
+
+class FitResult:
+    """The fitted parameters in the units of the original scores."""
+
+    def __init__(self, scale: float, intercept: np.ndarray, n_iter: int):
+        self.scale = scale
+        self.intercept = intercept
+        self.n_iter = n_iter
+
+
+def fit_binary(s, y, weights, n, link: str, fit_intercept: bool) -> FitResult:
+    """Fit ``u = a * s + b`` for binary margins ``s`` and 0/1 labels ``y``.
+
+    ``weights`` are normalised to sum to 1 here; the loss is their weighted mean
+    negative log-likelihood plus the prior.
+    """
+    w = weights / weights.sum()
+    s_finite = _finite_copy(s)
+    unit = _root_mean_square(s_finite, w)
+    s_std = s / unit
+    s_std_finite = s_finite / unit
+    # Precomputed products: each Newton pass is then one kernel call and dots.
+    w_s = w * s_std_finite
+    w_ss = w_s * s_std_finite
+    sign = 2.0 * y - 1.0
+    n_params = 2 if fit_intercept else 1
+    theta = np.zeros(n_params)
+
+    def evaluate(theta):
+        b = theta[1] if fit_intercept else 0.0
+        u = affine_scores(s_std, theta[0], b)
+        loss, d1, d2 = binary_nll_derivatives(u, sign, n, link)
+        value = loss @ w + 0.5 * PRIOR_STRENGTH * theta @ theta
+        grad = np.empty(n_params)
+        grad[0] = d1 @ w_s
+        hess = np.empty((n_params, n_params))
+        hess[0, 0] = d2 @ w_ss
+        if fit_intercept:
+            grad[1] = d1 @ w
+            hess[0, 1] = hess[1, 0] = d2 @ w_s
+            hess[1, 1] = d2 @ w
+        grad += PRIOR_STRENGTH * theta
+        hess[np.diag_indices(n_params)] += PRIOR_STRENGTH
+        return value, grad, hess
+
+    theta, n_iter = _damped_newton(evaluate, theta)
+    intercept = np.array([0.0, theta[1] if fit_intercept else 0.0])
+    return FitResult(theta[0] / unit, intercept, n_iter)
+
+
+def _damped_newton(evaluate, theta):
+    """Minimise with Newton steps, a backtracking line search and a shifted
+    Hessian where it is not positive definite (the saturating links' loss is
+    not convex far from the optimum)."""
+    value, grad, hess = evaluate(theta)
+    for n_iter in range(1, _NEWTON_MAX_ITER + 1):
+        if np.max(np.abs(grad)) <= _GRADIENT_TOL:
+            return theta, n_iter - 1
+        step = -np.linalg.solve(_positive_definite(hess), grad)
+        slope = grad @ step
+        if -slope <= _POLISH_DECREMENT * abs(value):
+            # The predicted decrease is at the rounding level of the loss, so a
+            # line search cannot tell better from worse: take the Newton step,
+            # which in this quadratic region lands on the optimum.
+            return theta + step, n_iter
+        t = 1.0
+        while True:
+            candidate = theta + t * step
+            new = evaluate(candidate)
+            if new[0] <= value + 1e-4 * t * slope:
+                break
+            t *= 0.5
+            if t < 1e-10:
+                # No decrease along a descent direction: the loss is flat to
+                # machine precision here, which is the optimum we can reach.
+                return theta, n_iter
+        theta = candidate
+        value, grad, hess = new
+    raise RuntimeError(
+        f"the calibrator's Newton iterations did not converge in {_NEWTON_MAX_ITER} "
+        f"steps (gradient {np.max(np.abs(grad)):.3g}); the scores may be degenerate."
+    )
+
+
+def _positive_definite(hess: np.ndarray) -> np.ndarray:
+    eigenvalues = np.linalg.eigvalsh(hess)
+    floor = 1e-8 * max(1.0, abs(eigenvalues[-1]))
+    if eigenvalues[0] >= floor:
+        return hess
+    return hess + (floor - eigenvalues[0]) * np.eye(hess.shape[0])
+
+
+def fit_multiclass(
+    z, y, weights, n, link: str, multiclass: str, fit_intercept: bool
+) -> FitResult:
+    """Fit ``a * z + b`` (``a >= 0``, ``b_0 = 0``) for ``(m, K)`` logits."""
+    m, k = z.shape
+    w = weights / weights.sum()
+    z_finite = _finite_copy(z)
+    unit = _root_mean_square(z_finite - z_finite.mean(axis=1, keepdims=True), w)
+    z_std = z / unit
+    z_std_finite = z_finite / unit
+    n_params = k if fit_intercept else 1
+
+    def loss_grad(theta):
+        intercept = np.zeros(k)
+        if fit_intercept:
+            intercept[1:] = theta[1:]
+        u = affine_scores(z_std, theta[0], intercept)
+        loss, g = multiclass_nll_grad(u, y, n, link, multiclass)
+        g *= w[:, None]
+        grad = np.empty(n_params)
+        grad[0] = np.einsum("ij,ij->", g, z_std_finite)
+        if fit_intercept:
+            grad[1:] = g[:, 1:].sum(axis=0)
+        value = loss @ w + 0.5 * PRIOR_STRENGTH * theta @ theta
+        return value, grad + PRIOR_STRENGTH * theta
+
+    theta0 = np.zeros(n_params)
+    theta0[0] = 1.0
+    result = minimize(
+        loss_grad,
+        theta0,
+        method="L-BFGS-B",
+        jac=True,
+        bounds=[(0.0, None)] + [(None, None)] * (n_params - 1),
+        options={
+            "maxiter": _LBFGS_MAX_ITER,
+            "gtol": _GRADIENT_TOL,
+            "ftol": 64 * np.finfo(float).eps,
+        },
+    )
+    # At the bound a = 0 (scores that carry no information) a positive slope
+    # is the optimum, not a failure: judge convergence by the projected gradient.
+    projected = result.jac.copy()
+    if result.x[0] <= 0.0 and projected[0] > 0.0:
+        projected[0] = 0.0
+    if not result.success and np.max(np.abs(projected)) > 1e-6:
+        raise RuntimeError(
+            f"the calibrator's L-BFGS fit did not converge: {result.message}"
+        )
+    intercept = np.zeros(k)
+    if fit_intercept:
+        intercept[1:] = result.x[1:]
+    return FitResult(float(result.x[0]) / unit, intercept, int(result.nit))

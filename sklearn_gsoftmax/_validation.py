@@ -1,0 +1,151 @@
+"""Validation of the arguments shared by the links and the estimators.
+
+Every public entry point funnels its scores and sample count through here, so that
+the same bad input gets the same message wherever it is passed.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import numpy as np
+
+MULTICLASS_FORMS = ("vs_top", "simplex")
+
+
+def check_scores(scores, *, name: str = "scores") -> np.ndarray:
+    """Return ``scores`` as a float array of shape ``(m,)`` or ``(m, K)``.
+
+    A 2-D array with a single column is flattened to ``(m,)``: both mean binary
+    decision scores. float32 is kept; every other real dtype becomes float64.
+    ``+inf`` and ``-inf`` are valid (an infinite score is a bound); NaN is not.
+    """
+    if isinstance(scores, np.ndarray):
+        array = scores
+    else:
+        # pandas objects, lists and other array-likes all go through asarray;
+        # a ragged list is an error we want numpy to report, not an object array.
+        try:
+            array = np.asarray(scores)
+        except ValueError as exc:
+            raise ValueError(
+                f"{name} must be a rectangular array-like of numbers; numpy could "
+                f"not convert it: {exc}"
+            ) from None
+    if array.dtype.kind == "O" and any(v is None for v in array.flat):
+        raise TypeError(
+            f"{name} contain None; every score must be a number. Remove those rows "
+            "or fill them in."
+        )
+    if array.dtype.kind in "USO":
+        try:
+            array = array.astype(np.float64)
+        except (TypeError, ValueError):
+            raise TypeError(
+                f"{name} must hold numbers, got dtype {array.dtype} with "
+                "non-numeric entries (strings or None?); convert them to floats "
+                "first."
+            ) from None
+    elif array.dtype.kind == "c":
+        raise TypeError(f"{name} must be real numbers, got complex dtype.")
+    elif array.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must be numeric, got dtype {array.dtype}.")
+    if array.dtype != np.float32:
+        array = array.astype(np.float64, copy=False)
+
+    if array.ndim == 2 and array.shape[1] == 1:
+        array = array[:, 0]
+    if array.ndim not in (1, 2):
+        raise ValueError(
+            f"{name} must be 1-D binary decision scores of shape (m,) or a 2-D "
+            f"array of logits of shape (m, K); got {array.ndim} dimensions with "
+            f"shape {array.shape}."
+        )
+    if array.shape[0] == 0:
+        raise ValueError(f"{name} is empty: it has 0 rows; pass at least one row.")
+    if array.ndim == 2 and array.shape[1] == 0:
+        raise ValueError(f"{name} has 0 columns; pass one column per class.")
+    nan_mask = np.isnan(array)
+    if nan_mask.any():
+        row = int(
+            np.flatnonzero(nan_mask.any(axis=1) if array.ndim == 2 else nan_mask)[0]
+        )
+        raise ValueError(
+            f"{name} contain NaN (first at row {row}). A NaN score has no "
+            "probability; remove or impute those rows. Infinite scores are "
+            "accepted."
+        )
+    return array
+
+
+def n_classes_of(scores: np.ndarray) -> int:
+    """Number of classes that validated ``scores`` describe."""
+    return 2 if scores.ndim == 1 else scores.shape[1]
+
+
+def check_n_samples(n_samples, *, n_classes: int, link: str) -> int:
+    """Validate a user-given sample count and return it as a Python int.
+
+    ``n_samples`` must be an integer of at least 2, and at least ``n_classes``
+    for the linear link (below that its shrinkage factor ``1 - K/n`` is negative).
+    """
+    if isinstance(n_samples, bool | np.bool_) or not isinstance(
+        n_samples, numbers.Integral
+    ):
+        raise ValueError(
+            "n_samples must be an integer (the number of training samples), got "
+            f"{n_samples!r} of type {type(n_samples).__name__}."
+        )
+    n_samples = int(n_samples)
+    check_real_n(n_samples, n_classes=n_classes, link=link, name="n_samples")
+    return n_samples
+
+
+def check_real_n(n, *, n_classes: int, link: str, name: str) -> float:
+    """Check a (possibly non-integer) sample count against the link's minimum."""
+    minimum = n_classes if link == "linear" else 2
+    if not n >= minimum or (isinstance(n, float) and not math.isfinite(n)):
+        why = (
+            f"the linear link needs n >= K = {n_classes}"
+            if link == "linear"
+            else "the links need n >= 2"
+        )
+        raise ValueError(
+            f"{name} must be at least {minimum} ({why}); got {n}. Pass the number "
+            "of samples the model was trained on."
+        )
+    return n
+
+
+def check_multiclass(multiclass) -> str:
+    """Validate the name of the multiclass form of the gaussian link."""
+    if multiclass not in MULTICLASS_FORMS:
+        raise ValueError(
+            f"multiclass must be one of {MULTICLASS_FORMS}, got {multiclass!r}."
+        )
+    return multiclass
+
+
+def check_class_indices(y, n_rows: int, n_classes: int) -> np.ndarray:
+    """Validate integer class indices ``y`` in ``[0, n_classes)``, one per row."""
+    y = np.asarray(y)
+    if y.ndim != 1 or y.shape[0] != n_rows:
+        raise ValueError(
+            f"y must be a 1-D array of {n_rows} class indices (one per row of "
+            f"scores), got shape {y.shape}."
+        )
+    if y.dtype.kind not in "iu":
+        if y.dtype.kind == "f" and np.all(np.isfinite(y)) and np.all(y == np.round(y)):
+            y = y.astype(np.intp)
+        else:
+            raise ValueError(
+                f"y must hold integer class indices in [0, {n_classes}), got dtype "
+                f"{y.dtype}."
+            )
+    if y.size and (y.min() < 0 or y.max() >= n_classes):
+        raise ValueError(
+            f"y must hold class indices in [0, {n_classes}); got values from "
+            f"{y.min()} to {y.max()}."
+        )
+    return y.astype(np.intp, copy=False)
