@@ -11,24 +11,13 @@ shared machine hits both sides alike.
 """
 
 import argparse
-import statistics
-import time
 
 import numpy as np
+from _timing import interleaved_medians, print_ratios, print_target
 from scipy.special import softmax
 from sklearn.calibration import _SigmoidCalibration
 
 from sklearn_gsoftmax import GaussianSoftmaxCalibrator, gaussian_softmax
-
-
-def _interleaved_medians(functions, repeat):
-    times = {name: [] for name in functions}
-    for _ in range(repeat):
-        for name, function in functions.items():
-            start = time.perf_counter()
-            function()
-            times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(values) for name, values in times.items()}
 
 
 def main(argv=None):
@@ -38,7 +27,7 @@ def main(argv=None):
     rng = np.random.default_rng(0)
 
     logits = rng.normal(scale=3.0, size=(10**6, 10))
-    links = _interleaved_medians(
+    links = interleaved_medians(
         {
             "scipy.special.softmax": lambda: softmax(logits, axis=1),
             "gaussian_softmax": lambda: gaussian_softmax(logits, 10**6),
@@ -48,16 +37,18 @@ def main(argv=None):
         },
         args.repeat,
     )
-    base = links["scipy.special.softmax"]
-    print("links on 10^6 x 10 float64 scores (median seconds, ratio to scipy):")
-    for name, seconds in links.items():
-        print(f"  {name:28s} {seconds:8.4f}  {seconds / base:5.2f}x")
-    ratio = links["gaussian_softmax"] / base
-    print(f"  target gaussian_softmax <= 2.5x: ratio {ratio:.2f}")
+    print_ratios("links on 10^6 x 10 float64 scores", links, "scipy.special.softmax")
+    print_target(
+        "gaussian_softmax / softmax",
+        links,
+        "gaussian_softmax",
+        "scipy.special.softmax",
+        2.5,
+    )
 
     scores = rng.normal(scale=3.0, size=10**6)
     labels = (rng.random(10**6) < 1 / (1 + np.exp(-(2 * scores - 1)))).astype(int)
-    fits = _interleaved_medians(
+    fits = interleaved_medians(
         {
             "sklearn sigmoid calibration": lambda: _SigmoidCalibration().fit(
                 scores, labels
@@ -71,12 +62,14 @@ def main(argv=None):
         },
         max(3, args.repeat // 2),
     )
-    base = fits["sklearn sigmoid calibration"]
-    print("fit on 10^6 binary scores (median seconds, ratio to scikit-learn):")
-    for name, seconds in fits.items():
-        print(f"  {name:28s} {seconds:8.4f}  {seconds / base:5.2f}x")
-    ratio = fits["calibrator link=gaussian"] / base
-    print(f"  target calibrator(gaussian) <= 1.0x: ratio {ratio:.2f}")
+    print_ratios("fit on 10^6 binary scores", fits, "sklearn sigmoid calibration")
+    print_target(
+        "calibrator(gaussian) fit / sigmoid fit",
+        fits,
+        "calibrator link=gaussian",
+        "sklearn sigmoid calibration",
+        1.0,
+    )
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """Calibrated class probabilities bounded by the training sample count."""
 
 from ._calibrator import GaussianSoftmaxCalibrator
+from ._classifier import GaussianSoftmaxClassifier
 from ._links import (
     gaussian_softmax,
     gaussian_softmax_nll_grad,
@@ -12,6 +13,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "GaussianSoftmaxCalibrator",
+    "GaussianSoftmaxClassifier",
     "__version__",
     "gaussian_softmax",
     "gaussian_softmax_nll_grad",

@@ -1,8 +1,10 @@
 """Command line: ``python -m sklearn_gsoftmax``.
 
-Fits a classifier on one region of a bundled dataset, calibrates its scores with
-each link, and prints log-loss, Brier score, the largest single-sample loss and the
-smallest probability on an in-distribution test set and on a shifted one.
+Fits a logistic regression on one region of a bundled dataset, calibrated by
+scikit-learn's CalibratedClassifierCV (sigmoid, isotonic, temperature) and wrapped
+by GaussianSoftmaxClassifier (linear and gaussian links), and prints log-loss,
+Brier score, the largest single-sample loss and the smallest probability on an
+in-distribution test set and on a shifted one.
 """
 
 from __future__ import annotations
@@ -18,8 +20,8 @@ def _main(argv=None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m sklearn_gsoftmax",
         description=(
-            "Compare softmax, linear and gaussian calibration of a logistic "
-            "regression in-distribution and on shifted data."
+            "Compare CalibratedClassifierCV and GaussianSoftmaxClassifier on a "
+            "logistic regression, in-distribution and on shifted data."
         ),
     )
     parser.add_argument("--dataset", choices=sorted(DATASETS), default="digits")
@@ -37,12 +39,12 @@ def _main(argv=None) -> int:
 
     import pandas as pd
 
-    from ._demo import ShiftedSplit, compare_links
+    from ._demo import ShiftedSplit, compare_models
 
     split = ShiftedSplit(
         args.dataset, shifted_fraction=args.shifted_fraction, seed=args.seed
     )
-    table = compare_links(split)
+    table = compare_models(split)
     print(
         f"dataset {args.dataset}: {len(split.y_train)} training samples, "
         f"{len(split.y_test)} in-distribution test, {len(split.y_shifted)} shifted"

@@ -43,75 +43,87 @@ def sample_count(sample_weight, n_rows: int, n_samples, *, n_classes: int, link:
     return check_real_n(n, n_classes=n_classes, link=link, name=name)
 
 
+def check_weights(sample_weight, z) -> np.ndarray:
+    """Validated float64 frequency weights (ones when ``None``)."""
+    weights = _check_sample_weight(sample_weight, z, dtype=np.float64)
+    if sample_weight is not None and (weights < 0).any():
+        raise ValueError("sample_weight must be non-negative.")
+    if sample_weight is not None and not np.any(weights > 0):
+        raise ValueError(
+            "sample_weight are all zero; at least one weight must be positive."
+        )
+    return weights
+
+
 class GaussianSoftmaxCalibrator(ClassifierMixin, BaseEstimator):
     """Map a classifier's decision scores to probabilities bounded by ``n``.
 
-        Fits ``p = link_n(a * z + b)``: a scale ``a`` and a per-class offset ``b``
-        (first entry 0) by maximising the weighted likelihood of the labels, where
-        ``link_n`` is one of the links of :func:`gaussian_softmax`. With the gaussian
-        or linear link every probability lies in about ``[1/n, 1 - 1/n]``, so a
-        single confident mistake costs at most about ``ln(n)`` of log-loss.
+    Fits ``p = link_n(a * z + b)``: a scale ``a`` and a per-class offset ``b``
+    (first entry 0) by maximising the weighted likelihood of the labels, where
+    ``link_n`` is one of the links of :func:`gaussian_softmax`. With the gaussian
+    or linear link every probability lies in about ``[1/n, 1 - 1/n]``, so a
+    single confident mistake costs at most about ``ln(n)`` of log-loss.
 
-        Parameters
-        ----------
-        link : {"gaussian", "linear", "softmax"}, default="gaussian"
-            The link. ``"softmax"`` is the unbounded baseline: with binary scores it is
-            Platt scaling (without Platt's smoothed targets), with multiclass scores
-            and ``fit_intercept=False`` it is temperature scaling.
-        multiclass : {"vs_top", "simplex"}, default="vs_top"
-            Form of the gaussian link for three or more classes.
-        n_samples : int, default=None
-            The sample count ``n`` that bounds the probabilities, usually the number of
-            samples the scoring model was trained on. ``None`` uses the number of
-            samples passed to :meth:`fit` (the sum of ``sample_weight`` when given:
-            weights are frequency weights).
-        fit_intercept : bool, default=True
-            Whether to fit the per-class offset ``b``; ``False`` fits the scale only.
+    Parameters
+    ----------
+    link : {"gaussian", "linear", "softmax"}, default="gaussian"
+        The link. ``"softmax"`` is the unbounded baseline: with binary scores it is
+        Platt scaling (without Platt's smoothed targets), with multiclass scores
+        and ``fit_intercept=False`` it is temperature scaling.
+    multiclass : {"vs_top", "simplex"}, default="vs_top"
+        Form of the gaussian link for three or more classes.
+    n_samples : int, default=None
+        The sample count ``n`` that bounds the probabilities, usually the number of
+        samples the scoring model was trained on. ``None`` uses the number of
+        samples passed to :meth:`fit` (the sum of ``sample_weight`` when given:
+        weights are frequency weights).
+    fit_intercept : bool, default=True
+        Whether to fit the per-class offset ``b``; ``False`` fits the scale only.
 
-        Attributes
-        ----------
-        classes_ : ndarray of shape (n_classes,)
-            The class labels; score column ``k`` belongs to ``classes_[k]``.
-        n_samples_ : float
-            The ``n`` used by the link.
-        scale_ : float
-            The fitted scale ``a``. Free in sign for binary scores, at least 0 for
-            multiclass scores.
-        intercept_ : ndarray of shape (n_classes,)
-            The fitted offsets ``b``, ``intercept_[0] == 0``. For binary decision
-            scores ``s`` the model is ``z = (0, scale_ * s + intercept_[1])``.
-        score_range_ : ndarray of shape (2, n_features_in_)
-            Minimum (row 0) and maximum (row 1) of each score column seen in fit.
-        n_features_in_ : int
-            Number of score columns seen in fit (1 for binary decision scores).
-        feature_names_in_ : ndarray of shape (n_features_in_,)
-            Column names of the scores, when they were a DataFrame with string names.
-        n_iter_ : int
-            Iterations of the optimiser.
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        The class labels; score column ``k`` belongs to ``classes_[k]``.
+    n_samples_ : float
+        The ``n`` used by the link.
+    scale_ : float
+        The fitted scale ``a``. Free in sign for binary scores, at least 0 for
+        multiclass scores.
+    intercept_ : ndarray of shape (n_classes,)
+        The fitted offsets ``b``, ``intercept_[0] == 0``. For binary decision
+        scores ``s`` the model is ``z = (0, scale_ * s + intercept_[1])``.
+    score_range_ : ndarray of shape (2, n_features_in_)
+        Minimum (row 0) and maximum (row 1) of each score column seen in fit.
+    n_features_in_ : int
+        Number of score columns seen in fit (1 for binary decision scores).
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Column names of the scores, when they were a DataFrame with string names.
+    n_iter_ : int
+        Iterations of the optimiser.
 
-        See Also
-        --------
-        gaussian_softmax : The link function.
-        sklearn.calibration.CalibratedClassifierCV : Sigmoid, isotonic and
-            temperature calibration of a classifier.
+    See Also
+    --------
+    gaussian_softmax : The link function.
+    sklearn.calibration.CalibratedClassifierCV : Sigmoid, isotonic and
+        temperature calibration of a classifier.
 
-        Notes
-        -----
-        The maximum-likelihood fit has a very weak ridge prior (strength 1e-9 on the
-        parameters of standardised scores) so that the optimum is unique on separable
-        scores, where a saturating link's likelihood is flat in the scale.
+    Notes
+    -----
+    The maximum-likelihood fit has a very weak ridge prior (strength 1e-9 on the
+    parameters of standardised scores) so that the optimum is unique on separable
+    scores, where a saturating link's likelihood is flat in the scale.
 
-        Examples
-        --------
-        >>> import numpy as np
-        >>> from sklearn_gsoftmax import GaussianSoftmaxCalibrator
-        >>> rng = np.random.default_rng(0)
-        >>> scores = rng.normal(scale=3.0, size=500)
-        >>> y = rng.random(500) < 1 / (1 + np.exp(-scores))
-        >>> calibrator = GaussianSoftmaxCalibrator().fit(scores, y)
-        >>> proba = calibrator.predict_proba([-1e6, 0.0, 1e6])
-        >>> round(float(proba.min()) * 500, 9)  # saturates at 1/n, n = 500
-        1.0
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_gsoftmax import GaussianSoftmaxCalibrator
+    >>> rng = np.random.default_rng(0)
+    >>> scores = rng.normal(scale=3.0, size=500)
+    >>> y = rng.random(500) < 1 / (1 + np.exp(-scores))
+    >>> calibrator = GaussianSoftmaxCalibrator().fit(scores, y)
+    >>> proba = calibrator.predict_proba([-1e6, 0.0, 1e6])
+    >>> round(float(proba.min()) * 500, 9)  # saturates at 1/n, n = 500
+    1.0
     """
 
     _parameter_constraints: dict = {
@@ -198,13 +210,24 @@ class GaussianSoftmaxCalibrator(ClassifierMixin, BaseEstimator):
                 f"y holds one class only ({self.classes_[0]!r}); a calibrator needs "
                 "labels of at least two classes."
             )
-        weights = _check_sample_weight(sample_weight, z, dtype=np.float64)
-        if sample_weight is not None and (weights < 0).any():
-            raise ValueError("sample_weight must be non-negative.")
-        if sample_weight is not None and not np.any(weights > 0):
-            raise ValueError(
-                "sample_weight are all zero; at least one weight must be positive."
-            )
+        weights = check_weights(sample_weight, z)
+        n_samples = sample_count(
+            None if sample_weight is None else weights,
+            z.shape[0],
+            self.n_samples,
+            n_classes=n_classes,
+            link=self.link,
+        )
+        self._fit_encoded(z, np.searchsorted(self.classes_, y), weights, n_samples)
+        return self
+
+    def _fit_encoded(self, z, y_index, weights, n_samples):
+        """Fit on validated scores and class indices into ``classes_`` (set).
+
+        The meta-estimator enters here: its folds' labels may lack a class that
+        ``classes_`` has, and it sets ``n`` to its whole training count.
+        """
+        n_classes = len(self.classes_)
         n_columns = 1 if z.ndim == 1 else z.shape[1]
         if n_columns not in (1, n_classes) or (n_columns == 1 and n_classes != 2):
             raise ValueError(
@@ -218,27 +241,22 @@ class GaussianSoftmaxCalibrator(ClassifierMixin, BaseEstimator):
                 "under link='softmax'; use link='gaussian' or 'linear', which bound "
                 "them, or pass finite scores."
             )
-        self.n_samples_ = sample_count(
-            None if sample_weight is None else weights,
-            z.shape[0],
-            self.n_samples,
-            n_classes=n_classes,
-            link=self.link,
-        )
+        self.n_samples_ = n_samples
+        if not hasattr(self, "n_features_in_"):
+            self.n_features_in_ = n_columns
         self.score_range_ = np.vstack([z.min(axis=0), z.max(axis=0)]).reshape(2, -1)
-        y_index = np.searchsorted(self.classes_, y)
         z64 = z.astype(np.float64, copy=False)
         if n_classes == 2:
             margin = z64 if z64.ndim == 1 else binary_margin(z64)
             result = fit_binary(
-                margin, y_index, weights, self.n_samples_, self.link, self.fit_intercept
+                margin, y_index, weights, n_samples, self.link, self.fit_intercept
             )
         else:
             result = fit_multiclass(
                 z64,
                 y_index,
                 weights,
-                self.n_samples_,
+                n_samples,
                 self.link,
                 self.multiclass,
                 self.fit_intercept,
@@ -250,10 +268,16 @@ class GaussianSoftmaxCalibrator(ClassifierMixin, BaseEstimator):
 
     def _calibrated_scores(self, scores) -> np.ndarray:
         check_is_fitted(self)
-        z = self._validate_scores(scores, reset=False)
+        return self._affine(self._validate_scores(scores, reset=False))
+
+    def _affine(self, z: np.ndarray) -> np.ndarray:
         if z.ndim == 1:
             return affine_scores(z, self.scale_, self.intercept_[1])
         return affine_scores(z, self.scale_, self.intercept_.astype(z.dtype))
+
+    def _proba_of_validated(self, z: np.ndarray) -> np.ndarray:
+        """predict_proba for scores the meta-estimator has already validated."""
+        return link_proba(self._affine(z), self.n_samples_, self.link, self.multiclass)
 
     def predict_proba(self, scores) -> np.ndarray:
         """Probabilities of each class, bounded by ``n_samples_``.

@@ -65,32 +65,43 @@ def report_table(models: dict, split: ShiftedSplit) -> pd.DataFrame:
     return table
 
 
-class _CalibratedScores:
-    """A fitted classifier followed by a fitted score calibrator."""
+def _supports_temperature() -> bool:
+    from sklearn.calibration import CalibratedClassifierCV
 
-    def __init__(self, classifier, calibrator):
-        self.classifier, self.calibrator = classifier, calibrator
-        self.classes_ = calibrator.classes_
-
-    def predict_proba(self, X):
-        return self.calibrator.predict_proba(self.classifier.decision_function(X))
+    return (
+        "temperature"
+        in CalibratedClassifierCV._parameter_constraints["method"][0].options
+    )
 
 
-def compare_links(split: ShiftedSplit, *, cv: int = 5) -> pd.DataFrame:
-    """Calibrate a logistic regression's out-of-fold scores with each link."""
+def compare_models(split: ShiftedSplit, *, cv: int = 5) -> pd.DataFrame:
+    """A logistic regression as is, calibrated by scikit-learn's methods, and
+    wrapped by GaussianSoftmaxClassifier with each bounded link; same folds."""
+    from sklearn.calibration import CalibratedClassifierCV
     from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import cross_val_predict
     from sklearn.pipeline import make_pipeline
 
-    from ._calibrator import GaussianSoftmaxCalibrator
+    from ._classifier import GaussianSoftmaxClassifier
 
-    classifier = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
-    scores = cross_val_predict(
-        classifier, split.X_train, split.y_train, cv=cv, method="decision_function"
+    def base():
+        return make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
+
+    methods = ["sigmoid", "isotonic"] + (
+        ["temperature"] if _supports_temperature() else []
     )
-    classifier.fit(split.X_train, split.y_train)
-    models = {}
-    for link in ("softmax", "linear", "gaussian"):
-        calibrator = GaussianSoftmaxCalibrator(link=link).fit(scores, split.y_train)
-        models[link] = _CalibratedScores(classifier, calibrator)
+    models = {"uncalibrated": base()}
+    models.update(
+        {
+            f"sklearn {m}": CalibratedClassifierCV(base(), method=m, cv=cv)
+            for m in methods
+        }
+    )
+    models.update(
+        {
+            f"gsoftmax {link}": GaussianSoftmaxClassifier(base(), link=link, cv=cv)
+            for link in ("linear", "gaussian")
+        }
+    )
+    for model in models.values():
+        model.fit(split.X_train, split.y_train)
     return report_table(models, split)

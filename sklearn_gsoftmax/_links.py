@@ -115,7 +115,36 @@ def _binary_probabilities(logit: np.ndarray, *, log: bool) -> np.ndarray:
     from its own side so that neither loses precision near 0 or 1."""
     if log:
         return _stack_binary(log_expit(-logit), log_expit(logit))
-    return _stack_binary(expit(-logit), expit(logit))
+    # exp(-|t|) cannot overflow; the larger probability is 1 / (1 + e), the
+    # smaller e / (1 + e). Cheaper than two expit calls on this hot path.
+    e = np.abs(logit)
+    np.negative(e, out=e)
+    np.exp(e, out=e)
+    larger = e + 1.0
+    np.reciprocal(larger, out=larger)
+    e *= larger
+    positive = logit >= 0
+    return _stack_binary(np.where(positive, e, larger), np.where(positive, larger, e))
+
+
+def _gaussian_binary(s: np.ndarray, n) -> np.ndarray:
+    """Two-class gaussian probabilities, the meta-estimator's hot path.
+
+    ``e = (n - 1) ** -tanh(s / L)`` lies in ``[1/(n-1), n-1]``, so it cannot
+    overflow and needs none of the sign handling of a general logistic.
+    """
+    big_l = _log_n_minus_1(n)
+    if big_l == 0.0:
+        return np.full((s.shape[0], 2), 0.5, dtype=s.dtype)
+    with np.errstate(over="ignore"):
+        e = np.divide(s, big_l)
+    np.tanh(e, out=e)
+    e *= -big_l
+    np.exp(e, out=e)
+    p1 = e + 1.0
+    np.reciprocal(p1, out=p1)
+    e *= p1
+    return _stack_binary(e, p1)
 
 
 def _linear_binary(s: np.ndarray, n, *, log: bool) -> np.ndarray:
@@ -191,7 +220,9 @@ def link_proba(z: np.ndarray, n, link: str, multiclass: str, *, log: bool = Fals
         z = binary_margin(z)
     if z.ndim == 1:
         if link == "gaussian":
-            return _binary_probabilities(_gaussian_logit(z, n), log=log)
+            if log:
+                return _binary_probabilities(_gaussian_logit(z, n), log=True)
+            return _gaussian_binary(z, n)
         if link == "linear":
             return _linear_binary(z, n, log=log)
         return _binary_probabilities(z, log=log)

@@ -1,8 +1,11 @@
 """Every public estimator through scikit-learn's estimator checks."""
 
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.linear_model import LogisticRegression
+from sklearn.naive_bayes import GaussianNB
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from sklearn_gsoftmax import GaussianSoftmaxCalibrator
+from sklearn_gsoftmax import GaussianSoftmaxCalibrator, GaussianSoftmaxClassifier
 
 # A score calibrator takes one score column per class (or one column of binary
 # decision scores). These checks feed feature matrices whose width has nothing to
@@ -36,8 +39,29 @@ def _expected_failed_checks(estimator):
     return {}
 
 
+# The meta-estimator has no expected failures. Its instances cover a classifier
+# with decision_function, ones with predict_proba only (whose log gives -inf
+# scores), both ensemble modes and the linear link. The forest is not
+# bootstrapped: bootstrap resampling is not equivalent to frequency weights, so
+# the forest itself would fail the sample-weight equivalence check.
+CLASSIFIERS = [
+    GaussianSoftmaxClassifier(LogisticRegression(), cv=3),
+    GaussianSoftmaxClassifier(
+        LogisticRegression(), cv=3, ensemble=False, link="linear"
+    ),
+    GaussianSoftmaxClassifier(GaussianNB(), cv=3),
+    GaussianSoftmaxClassifier(
+        RandomForestClassifier(n_estimators=10, bootstrap=False, random_state=0), cv=3
+    ),
+]
+
+
 @parametrize_with_checks(
-    [GaussianSoftmaxCalibrator(), GaussianSoftmaxCalibrator(link="linear")],
+    [
+        GaussianSoftmaxCalibrator(),
+        GaussianSoftmaxCalibrator(link="linear"),
+        *CLASSIFIERS,
+    ],
     expected_failed_checks=_expected_failed_checks,
 )
 def test_sklearn_compatible_estimator(estimator, check):

@@ -30,7 +30,12 @@ def test_main_job_prints_both_test_sets(dataset):
     assert "in-distribution test set:" in out and "shifted test set:" in out
     for column in ("log_loss", "brier", "max_log_loss", "min_proba"):
         assert len(re.findall(rf"\b{column}\b", out)) == 2
-    for row in ("softmax", "linear", "gaussian"):
+    for row in (
+        "uncalibrated",
+        "sklearn sigmoid",
+        "sklearn isotonic",
+        "gsoftmax gaussian",
+    ):
         assert row in out
 
 

@@ -1,0 +1,493 @@
+"""GaussianSoftmaxClassifier: wrap any classifier for n-bounded probabilities."""
+
+from __future__ import annotations
+
+import warnings
+from inspect import signature
+from numbers import Integral
+
+import numpy as np
+from joblib import Parallel, delayed
+from sklearn.base import (
+    BaseEstimator,
+    ClassifierMixin,
+    MetaEstimatorMixin,
+    _fit_context,
+    clone,
+)
+from sklearn.frozen import FrozenEstimator
+from sklearn.model_selection import LeaveOneOut, check_cv
+from sklearn.svm import LinearSVC
+from sklearn.utils import Bunch, _safe_indexing, get_tags, indexable
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
+from sklearn.utils.metadata_routing import (
+    MetadataRouter,
+    MethodMapping,
+    _routing_enabled,
+    process_routing,
+)
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import (
+    _check_method_params,
+    check_is_fitted,
+    column_or_1d,
+)
+
+from ._calibrator import GaussianSoftmaxCalibrator, check_weights, sample_count
+from ._links import LINKS
+from ._validation import MULTICLASS_FORMS, check_scores
+
+
+def decision_scores(estimator, X, classes: np.ndarray) -> np.ndarray:
+    """Scores of a fitted classifier, one column per class of ``classes``.
+
+    ``decision_function`` where the estimator has it, else ``log(predict_proba)``
+    (an exact zero probability becomes a ``-inf`` score, which the links take as
+    a bound). Binary decision scores stay 1-D. A class the estimator never saw
+    (a cross-validation fold without it) gets a ``-inf`` column: that estimator
+    never predicts it.
+    """
+    if hasattr(estimator, "decision_function"):
+        scores = np.asarray(estimator.decision_function(X))
+    else:
+        with np.errstate(divide="ignore"):
+            scores = np.log(np.asarray(estimator.predict_proba(X), dtype=np.float64))
+    scores = check_scores(scores, name=f"scores of {type(estimator).__name__}")
+    seen = np.asarray(estimator.classes_)
+    if len(seen) == len(classes):
+        return scores
+    if scores.ndim == 1:
+        scores = np.column_stack([-scores / 2, scores / 2])
+    full = np.full((scores.shape[0], len(classes)), -np.inf, dtype=scores.dtype)
+    full[:, np.searchsorted(classes, seen)] = scores
+    return full
+
+
+class _CalibratedPair:
+    """A fitted estimator and the calibrator of its scores."""
+
+    def __init__(self, estimator, calibrator):
+        self.estimator = estimator
+        self.calibrator = calibrator
+
+    def predict_proba(self, X):
+        scores = decision_scores(self.estimator, X, self.calibrator.classes_)
+        return self.calibrator._proba_of_validated(scores)
+
+
+def _fit_pair(estimator, X, y_index, train, test, weights, n, fit_params, calibrator):
+    """Fit ``estimator`` on ``train``; fit ``calibrator`` (whose ``classes_`` are
+    set) on the estimator's scores of ``test``."""
+    classes = calibrator.classes_
+    estimator.fit(
+        _safe_indexing(X, train),
+        classes[y_index[train]],
+        **_check_method_params(X, params=fit_params, indices=train),
+    )
+    scores = decision_scores(estimator, _safe_indexing(X, test), classes)
+    calibrator._fit_encoded(scores, y_index[test], weights[test], n)
+    return _CalibratedPair(estimator, calibrator)
+
+
+class GaussianSoftmaxClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
+    """Wrap any classifier so that its probabilities are bounded by ``n``.
+
+    Like :class:`~sklearn.calibration.CalibratedClassifierCV`, it calibrates the
+    wrapped classifier's scores on data the classifier did not see (by
+    cross-validation, or on the data passed to ``fit`` for a prefit model in a
+    :class:`~sklearn.frozen.FrozenEstimator`), but with a
+    :class:`GaussianSoftmaxCalibrator`: every probability lies in about
+    ``[1/n, 1 - 1/n]``, ``n`` the number of training samples.
+
+    Parameters
+    ----------
+    estimator : estimator instance, default=None
+        The classifier whose scores are calibrated: any scikit-learn classifier
+        with ``decision_function`` or ``predict_proba``. ``None`` uses
+        ``LinearSVC(random_state=0)``, as ``CalibratedClassifierCV`` does. Wrap a
+        prefit model in :class:`~sklearn.frozen.FrozenEstimator` to calibrate it
+        on the data passed to :meth:`fit` without refitting it.
+    link : {"gaussian", "linear", "softmax"}, default="gaussian"
+        The link; ``"softmax"`` is the unbounded baseline (Platt scaling for two
+        classes, temperature scaling with ``fit_intercept=False``).
+    multiclass : {"vs_top", "simplex"}, default="vs_top"
+        Form of the gaussian link for three or more classes.
+    cv : int, cross-validation generator or iterable, default=None
+        How the training data are split into fitting and calibration parts, as in
+        ``CalibratedClassifierCV``: ``None`` is 5-fold stratified, an int that
+        many stratified folds; a splitter or an iterable of (train, test) index
+        pairs as given. Ignored for a ``FrozenEstimator`` with ``ensemble=False``.
+    ensemble : bool or "auto", default="auto"
+        ``True``: one (estimator, calibrator) pair per fold, each calibrator fitted
+        on its fold's held-out scores, probabilities averaged. ``False``: one
+        calibrator on the out-of-fold scores of all samples and the estimator
+        refitted on all data. ``"auto"``: ``False`` for a ``FrozenEstimator``,
+        else ``True``.
+    n_samples : int, default=None
+        The sample count ``n`` that bounds the probabilities. ``None`` uses the
+        number of samples passed to :meth:`fit` (the sum of ``sample_weight``
+        when given: weights are frequency weights). See Notes.
+    fit_intercept : bool, default=True
+        Whether the calibrator fits per-class offsets; ``False`` fits the scale
+        only (temperature scaling with ``link="softmax"``).
+    n_jobs : int, default=None
+        Number of jobs fitting the folds in parallel (joblib); ``None`` means 1
+        unless in a :func:`joblib.parallel_backend` context.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        The class labels, in the order of the wrapped estimator's ``classes_``.
+    calibrated_classifiers_ : list of objects
+        The fitted (estimator, calibrator) pairs, one per fold with
+        ``ensemble=True``, else one. Each has ``estimator`` and ``calibrator``
+        attributes.
+    n_samples_ : float
+        The ``n`` the probabilities are bounded by.
+    n_features_in_ : int
+        Number of features seen in fit (when the wrapped estimator records it).
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Feature names seen in fit (when the wrapped estimator records them).
+
+    See Also
+    --------
+    GaussianSoftmaxCalibrator : The calibrator, for scores you compute yourself.
+    sklearn.calibration.CalibratedClassifierCV : Sigmoid, isotonic and
+        temperature calibration, with the same ``cv`` and ``ensemble`` semantics.
+
+    Notes
+    -----
+    **Why n is the number of training samples.** A probability of ``1/n`` is the
+    smallest that ``n`` observations can support: the fitted map from scores to
+    probabilities has seen at most ``n`` labelled outcomes. With cross-validation
+    every training sample is scored once by a model that did not see it, so the
+    calibration evidence is all ``n`` samples, also with ``ensemble=True``, where
+    each fold's calibrator sees only its fold but the averaged prediction rests on
+    all of them (and an average of probabilities in ``[1/n, 1 - 1/n]`` stays
+    there). With a ``FrozenEstimator`` the calibration evidence is the data passed
+    to :meth:`fit`, so ``n`` is its size, not the size of the set the prefit model
+    was trained on; pass ``n_samples`` if you know better. Sample weights are
+    frequency weights (a weight of 3 counts as three samples), so ``n`` is their
+    sum, which makes fitting with integer weights equal to fitting on repeated
+    rows.
+
+    Scores are taken from ``decision_function`` where the estimator has it, else
+    from ``log(predict_proba)``: exact zero probabilities become ``-inf`` scores,
+    which the bounded links handle (``link="softmax"`` cannot and raises).
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_breast_cancer
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from sklearn.pipeline import make_pipeline
+    >>> from sklearn.preprocessing import StandardScaler
+    >>> from sklearn_gsoftmax import GaussianSoftmaxClassifier
+    >>> X, y = load_breast_cancer(return_X_y=True)
+    >>> clf = make_pipeline(StandardScaler(), LogisticRegression())
+    >>> model = GaussianSoftmaxClassifier(clf).fit(X, y)
+    >>> proba = model.predict_proba(X)
+    >>> bool(proba.min() >= 1 / len(y) * (1 - 1e-9))
+    True
+    """
+
+    _parameter_constraints: dict = {
+        "estimator": [
+            HasMethods(["fit", "predict_proba"]),
+            HasMethods(["fit", "decision_function"]),
+            None,
+        ],
+        "link": [StrOptions(set(LINKS))],
+        "multiclass": [StrOptions(set(MULTICLASS_FORMS))],
+        "cv": ["cv_object"],
+        "ensemble": ["boolean", StrOptions({"auto"})],
+        "n_samples": [Interval(Integral, 2, None, closed="left"), None],
+        "fit_intercept": ["boolean"],
+        "n_jobs": [Integral, None],
+    }
+
+    def __init__(
+        self,
+        estimator=None,
+        *,
+        link="gaussian",
+        multiclass="vs_top",
+        cv=None,
+        ensemble="auto",
+        n_samples=None,
+        fit_intercept=True,
+        n_jobs=None,
+    ):
+        self.estimator = estimator
+        self.link = link
+        self.multiclass = multiclass
+        self.cv = cv
+        self.ensemble = ensemble
+        self.n_samples = n_samples
+        self.fit_intercept = fit_intercept
+        self.n_jobs = n_jobs
+
+    def _get_estimator(self):
+        if self.estimator is None:
+            # deterministic, like CalibratedClassifierCV's default
+            estimator = LinearSVC(random_state=0)
+            if _routing_enabled():
+                estimator.set_fit_request(sample_weight=True)
+            return estimator
+        return self.estimator
+
+    def _make_calibrator(self):
+        calibrator = GaussianSoftmaxCalibrator(
+            link=self.link,
+            multiclass=self.multiclass,
+            fit_intercept=self.fit_intercept,
+        )
+        calibrator.classes_ = self.classes_
+        return calibrator
+
+    @_fit_context(
+        # the wrapped estimator is validated by its own fit
+        prefer_skip_nested_validation=False
+    )
+    def fit(self, X, y, sample_weight=None, **fit_params):
+        """Fit the classifier(s) and calibrate their scores.
+
+        Parameters
+        ----------
+        X : array-like or sparse matrix of shape (n_samples, n_features)
+            Training data, in any form the wrapped estimator accepts.
+        y : array-like of shape (n_samples,)
+            Labels: strings, integers or booleans.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Frequency weights, used by the calibrator and passed to the
+            estimator's ``fit`` when it accepts them (or as metadata routing
+            requests).
+        **fit_params : dict
+            Further parameters for the estimator's ``fit`` (routed when metadata
+            routing is enabled).
+
+        Returns
+        -------
+        self : object
+            The fitted classifier.
+        """
+        if y is None:
+            raise ValueError(
+                f"{type(self).__name__} requires y to be passed, but the target y is "
+                "None."
+            )
+        X, y = indexable(X, column_or_1d(y, warn=True))
+        if len(y) == 0:
+            raise ValueError(
+                "Found array with 0 sample(s) (shape of X: "
+                f"{getattr(X, 'shape', None)}); fit needs labelled samples."
+            )
+        check_classification_targets(y)
+        estimator = self._get_estimator()
+        frozen = isinstance(estimator, FrozenEstimator)
+        ensemble = (not frozen) if self.ensemble == "auto" else self.ensemble
+        self.classes_ = np.asarray(estimator.classes_) if frozen else np.unique(y)
+        y_index = self._encode(y)
+        if len(self.classes_) < 2:
+            raise ValueError(
+                f"y holds one class only ({self.classes_[0]!r}); calibrated "
+                "probabilities need at least two classes."
+            )
+        weights = check_weights(sample_weight, y_index.reshape(-1, 1))
+        self.n_samples_ = sample_count(
+            None if sample_weight is None else weights,
+            len(y_index),
+            self.n_samples,
+            n_classes=len(self.classes_),
+            link=self.link,
+        )
+        routed = self._route(estimator, sample_weight, fit_params)
+
+        if frozen and not ensemble:
+            pairs = [self._fit_on_all(estimator, X, y_index, weights, None)]
+        else:
+            folds = self._folds(X, y, routed)
+            if ensemble:
+                pairs = Parallel(n_jobs=self.n_jobs)(
+                    delayed(_fit_pair)(
+                        clone(estimator),
+                        X,
+                        y_index,
+                        train,
+                        test,
+                        weights,
+                        self.n_samples_,
+                        routed.estimator.fit,
+                        self._make_calibrator(),
+                    )
+                    for train, test in folds
+                )
+            else:
+                scores = self._out_of_fold_scores(estimator, X, y_index, folds, routed)
+                final = clone(estimator).fit(X, y, **routed.estimator.fit)
+                pairs = [self._fit_on_all(final, X, y_index, weights, scores)]
+        self.calibrated_classifiers_ = pairs
+        first = pairs[0].estimator
+        for attribute in ("n_features_in_", "feature_names_in_"):
+            if hasattr(first, attribute):
+                setattr(self, attribute, getattr(first, attribute))
+        return self
+
+    def _encode(self, y):
+        position = np.clip(np.searchsorted(self.classes_, y), 0, len(self.classes_) - 1)
+        unseen = self.classes_[position] != y
+        if np.any(unseen):
+            raise ValueError(
+                f"y holds labels {np.unique(y[unseen]).tolist()} that the prefit "
+                f"estimator does not know (its classes_ are "
+                f"{self.classes_.tolist()}); calibrate on data of those classes only."
+            )
+        return position
+
+    def _route(self, estimator, sample_weight, fit_params):
+        if _routing_enabled():
+            return process_routing(
+                self, "fit", sample_weight=sample_weight, **fit_params
+            )
+        fit_kwargs = dict(fit_params)
+        if sample_weight is not None:
+            if "sample_weight" in signature(estimator.fit).parameters:
+                fit_kwargs["sample_weight"] = sample_weight
+            else:
+                warnings.warn(
+                    f"{type(estimator).__name__}.fit does not accept sample_weight; "
+                    "the weights are used by the calibrator only.",
+                    UserWarning,
+                    stacklevel=3,
+                )
+        return Bunch(estimator=Bunch(fit=fit_kwargs), splitter=Bunch(split={}))
+
+    def _folds(self, X, y, routed):
+        if isinstance(self.cv, LeaveOneOut):
+            raise ValueError(
+                "LeaveOneOut cross-validation leaves one class out of every test "
+                "fold; use a splitter that keeps every class in each fold."
+            )
+        cv = check_cv(self.cv, y, classifier=True)
+        n_folds = getattr(cv, "n_splits", None)
+        if isinstance(n_folds, int):
+            counts = np.unique(y, return_counts=True)[1]
+            if np.any(counts < n_folds):
+                raise ValueError(
+                    f"Requesting {n_folds}-fold cross-validation but provided less "
+                    f"than {n_folds} examples for at least one class; lower cv or "
+                    "collect more samples of the rare classes."
+                )
+        return list(cv.split(X, y, **routed.splitter.split))
+
+    def _out_of_fold_scores(self, estimator, X, y_index, folds, routed):
+        def fold_scores(train, test):
+            fitted = clone(estimator).fit(
+                _safe_indexing(X, train),
+                self.classes_[y_index[train]],
+                **_check_method_params(X, params=routed.estimator.fit, indices=train),
+            )
+            return test, decision_scores(fitted, _safe_indexing(X, test), self.classes_)
+
+        results = Parallel(n_jobs=self.n_jobs)(
+            delayed(fold_scores)(train, test) for train, test in folds
+        )
+        first = results[0][1]
+        scores = np.full((len(y_index),) + first.shape[1:], np.nan, dtype=first.dtype)
+        for test, fold in results:
+            scores[test] = fold
+        if np.isnan(scores).any():
+            raise ValueError(
+                "cv must put every sample in exactly one test fold when "
+                "ensemble=False, to give each an out-of-fold score."
+            )
+        return scores
+
+    def _fit_on_all(self, estimator, X, y_index, weights, scores):
+        if scores is None:
+            scores = decision_scores(estimator, X, self.classes_)
+        calibrator = self._make_calibrator()
+        calibrator._fit_encoded(scores, y_index, weights, self.n_samples_)
+        return _CalibratedPair(estimator, calibrator)
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Probabilities of each class, bounded by ``n_samples_``.
+
+        Parameters
+        ----------
+        X : array-like or sparse matrix of shape (m, n_features)
+            Samples, in any form the wrapped estimator accepts.
+
+        Returns
+        -------
+        proba : ndarray of shape (m, n_classes)
+            The average over ``calibrated_classifiers_`` of their probabilities.
+        """
+        check_is_fitted(self)
+        proba = self.calibrated_classifiers_[0].predict_proba(X)
+        for pair in self.calibrated_classifiers_[1:]:
+            proba += pair.predict_proba(X)
+        proba /= len(self.calibrated_classifiers_)
+        return proba
+
+    def predict_log_proba(self, X) -> np.ndarray:
+        """Logs of :meth:`predict_proba`.
+
+        Parameters
+        ----------
+        X : array-like or sparse matrix of shape (m, n_features)
+            Samples.
+
+        Returns
+        -------
+        log_proba : ndarray of shape (m, n_classes)
+            Finite: the probabilities are bounded away from 0.
+        """
+        return np.log(self.predict_proba(X))
+
+    def predict(self, X) -> np.ndarray:
+        """The most probable class of each sample.
+
+        Parameters
+        ----------
+        X : array-like or sparse matrix of shape (m, n_features)
+            Samples.
+
+        Returns
+        -------
+        labels : ndarray of shape (m,)
+            Entries of ``classes_``.
+        """
+        proba = self.predict_proba(X)
+        return self.classes_[np.argmax(proba, axis=1)]
+
+    def get_metadata_routing(self):
+        """Routing of ``sample_weight`` and other fit metadata.
+
+        ``sample_weight`` is consumed by this estimator (for the calibrator) and
+        routed to the wrapped estimator's ``fit`` and the splitter's ``split``
+        where they request it.
+
+        Returns
+        -------
+        routing : MetadataRouter
+            The routing information.
+        """
+        return (
+            MetadataRouter(owner=self)
+            .add_self_request(self)
+            .add(
+                estimator=self._get_estimator(),
+                method_mapping=MethodMapping().add(caller="fit", callee="fit"),
+            )
+            .add(
+                splitter=self.cv,
+                method_mapping=MethodMapping().add(caller="fit", callee="split"),
+            )
+        )
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        inner = get_tags(self._get_estimator())
+        tags.input_tags.sparse = inner.input_tags.sparse
+        tags.input_tags.allow_nan = inner.input_tags.allow_nan
+        return tags
