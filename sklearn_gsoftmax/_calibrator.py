@@ -332,8 +332,3 @@ class GaussianSoftmaxCalibrator(ClassifierMixin, BaseEstimator):
         tags.input_tags.allow_nan = False
         return tags
 
-
-def _two_column_margin(z: np.ndarray) -> np.ndarray:
-    from ._links import _binary_margin
-
-    return _binary_margin(z)
