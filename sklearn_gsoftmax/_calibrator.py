@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from numbers import Integral
+from numbers import Integral, Real
 
 import numpy as np
 from scipy.sparse import issparse
@@ -18,7 +18,20 @@ from sklearn.utils.validation import (
 
 from ._fitting import affine_scores, fit_binary, fit_multiclass
 from ._links import LINKS, binary_margin, link_proba
+from ._uncertainty import UncertaintyMixin, check_rules, outside_range
 from ._validation import MULTICLASS_FORMS, check_real_n, check_scores
+
+#: The uncertain flag's parameters, shared by both estimators.
+UNCERTAINTY_CONSTRAINTS = {
+    "uncertainty_rules": [tuple, list],
+    "uncertainty_threshold": [
+        Interval(Real, 0, 1, closed="neither"),
+        StrOptions({"auto"}),
+    ],
+    "target_accuracy": [Interval(Real, 0, 1, closed="neither")],
+    "ambiguity_ratio": [Interval(Real, 1, None, closed="neither")],
+    "conformal_alpha": [Interval(Real, 0, 1, closed="neither")],
+}
 
 
 def sample_count(sample_weight, n_rows: int, n_samples, *, n_classes: int, link: str):
@@ -55,7 +68,7 @@ def check_weights(sample_weight, z) -> np.ndarray:
     return weights
 
 
-class GaussianSoftmaxCalibrator(ClassifierMixin, BaseEstimator):
+class GaussianSoftmaxCalibrator(UncertaintyMixin, ClassifierMixin, BaseEstimator):
     """Map a classifier's decision scores to probabilities bounded by ``n``.
 
     Fits ``p = link_n(a * z + b)``: a scale ``a`` and a per-class offset ``b``
@@ -79,6 +92,23 @@ class GaussianSoftmaxCalibrator(ClassifierMixin, BaseEstimator):
         weights are frequency weights).
     fit_intercept : bool, default=True
         Whether to fit the per-class offset ``b``; ``False`` fits the scale only.
+    uncertainty_rules : tuple of str, default=("low_confidence",)
+        The rules of :meth:`predict_uncertain`, any of ``"low_confidence"``,
+        ``"ambiguous"``, ``"out_of_range"`` and ``"conformal"`` (see the user
+        guide for what each catches).
+    uncertainty_threshold : float in (0, 1) or "auto", default="auto"
+        ``low_confidence`` flags a top-class probability below it. ``"auto"``
+        picks the smallest threshold whose accepted predictions on the fitted
+        scores reach ``target_accuracy``.
+    target_accuracy : float in (0, 1), default=0.95
+        The accuracy the accepted predictions should reach, for
+        ``uncertainty_threshold="auto"``.
+    ambiguity_ratio : float > 1, default=2.0
+        ``ambiguous`` flags a top class less than this many times as probable as
+        the runner-up.
+    conformal_alpha : float in (0, 1), default=0.1
+        Miscoverage level of the ``conformal`` rule and the default of
+        :meth:`predict_set`.
 
     Attributes
     ----------
@@ -100,6 +130,15 @@ class GaussianSoftmaxCalibrator(ClassifierMixin, BaseEstimator):
         Column names of the scores, when they were a DataFrame with string names.
     n_iter_ : int
         Iterations of the optimiser.
+    uncertainty_threshold_ : float
+        The threshold of the ``low_confidence`` rule.
+    coverage_ : float
+        Share of the fitted samples whose prediction the threshold accepts.
+    accepted_accuracy_ : float
+        Accuracy of those accepted predictions.
+    conformity_scores_ : ndarray of shape (m,)
+        ``1 - p_true`` of each fitted sample, the nonconformity scores of
+        :meth:`predict_set`.
 
     See Also
     --------
@@ -131,6 +170,7 @@ class GaussianSoftmaxCalibrator(ClassifierMixin, BaseEstimator):
         "multiclass": [StrOptions(set(MULTICLASS_FORMS))],
         "n_samples": [Interval(Integral, 2, None, closed="left"), None],
         "fit_intercept": ["boolean"],
+        **UNCERTAINTY_CONSTRAINTS,
     }
 
     def __init__(
@@ -140,11 +180,21 @@ class GaussianSoftmaxCalibrator(ClassifierMixin, BaseEstimator):
         multiclass="vs_top",
         n_samples=None,
         fit_intercept=True,
+        uncertainty_rules=("low_confidence",),
+        uncertainty_threshold="auto",
+        target_accuracy=0.95,
+        ambiguity_ratio=2.0,
+        conformal_alpha=0.1,
     ):
         self.link = link
         self.multiclass = multiclass
         self.n_samples = n_samples
         self.fit_intercept = fit_intercept
+        self.uncertainty_rules = uncertainty_rules
+        self.uncertainty_threshold = uncertainty_threshold
+        self.target_accuracy = target_accuracy
+        self.ambiguity_ratio = ambiguity_ratio
+        self.conformal_alpha = conformal_alpha
 
     def _validate_scores(self, scores, *, reset: bool) -> np.ndarray:
         """Validate scores as ``(m,)`` margins or ``(m, K)`` logits."""
@@ -196,6 +246,7 @@ class GaussianSoftmaxCalibrator(ClassifierMixin, BaseEstimator):
                 f"{type(self).__name__} requires y to be passed, but the target y is "
                 "None; pass the labels the scores should predict."
             )
+        check_rules(self.uncertainty_rules)
         z = self._validate_scores(scores, reset=True)
         y = column_or_1d(y, warn=True)
         if y.shape[0] != z.shape[0]:
@@ -218,7 +269,11 @@ class GaussianSoftmaxCalibrator(ClassifierMixin, BaseEstimator):
             n_classes=n_classes,
             link=self.link,
         )
-        self._fit_encoded(z, np.searchsorted(self.classes_, y), weights, n_samples)
+        y_index = np.searchsorted(self.classes_, y)
+        self._fit_encoded(z, y_index, weights, n_samples)
+        # The calibrator has a scale and K - 1 offsets: its probabilities on the
+        # data it was fitted on are nearly held-out ones.
+        self._fit_uncertainty(self._proba_of_validated(z), y_index, weights)
         return self
 
     def _fit_encoded(self, z, y_index, weights, n_samples):
@@ -279,6 +334,11 @@ class GaussianSoftmaxCalibrator(ClassifierMixin, BaseEstimator):
         """predict_proba for scores the meta-estimator has already validated."""
         return link_proba(self._affine(z), self.n_samples_, self.link, self.multiclass)
 
+    def _proba_and_out_of_range(self, scores):
+        check_is_fitted(self)
+        z = self._validate_scores(scores, reset=False)
+        return self._proba_of_validated(z), outside_range(z, self.score_range_)
+
     def predict_proba(self, scores) -> np.ndarray:
         """Probabilities of each class, bounded by ``n_samples_``.
 
@@ -331,4 +391,3 @@ class GaussianSoftmaxCalibrator(ClassifierMixin, BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = False
         return tags
-

@@ -33,8 +33,14 @@ from sklearn.utils.validation import (
     column_or_1d,
 )
 
-from ._calibrator import GaussianSoftmaxCalibrator, check_weights, sample_count
+from ._calibrator import (
+    UNCERTAINTY_CONSTRAINTS,
+    GaussianSoftmaxCalibrator,
+    check_weights,
+    sample_count,
+)
 from ._links import LINKS
+from ._uncertainty import UncertaintyMixin, check_rules, outside_range
 from ._validation import MULTICLASS_FORMS, check_scores
 
 
@@ -70,9 +76,9 @@ class _CalibratedPair:
         self.estimator = estimator
         self.calibrator = calibrator
 
-    def predict_proba(self, X):
+    def proba_and_scores(self, X):
         scores = decision_scores(self.estimator, X, self.calibrator.classes_)
-        return self.calibrator._proba_of_validated(scores)
+        return self.calibrator._proba_of_validated(scores), scores
 
 
 def _fit_pair(estimator, X, y_index, train, test, weights, n, fit_params, calibrator):
@@ -86,10 +92,28 @@ def _fit_pair(estimator, X, y_index, train, test, weights, n, fit_params, calibr
     )
     scores = decision_scores(estimator, _safe_indexing(X, test), classes)
     calibrator._fit_encoded(scores, y_index[test], weights[test], n)
-    return _CalibratedPair(estimator, calibrator)
+    held_out = calibrator._proba_of_validated(scores)
+    return _CalibratedPair(estimator, calibrator), test, held_out
 
 
-class GaussianSoftmaxClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
+def _held_out(results, y_index, weights):
+    """Held-out probabilities of every sample that some fold held out (averaged
+    over its folds), with its label index and weight: what the uncertain flag
+    is fitted on. Each sample is scored by its own fold's pair, not by the
+    ensemble, which has seen it."""
+    n_classes = results[0][2].shape[1]
+    total = np.zeros((len(y_index), n_classes))
+    count = np.zeros(len(y_index))
+    for _, test, proba in results:
+        total[test] += proba
+        count[test] += 1
+    held = count > 0
+    return total[held] / count[held, None], y_index[held], weights[held]
+
+
+class GaussianSoftmaxClassifier(
+    UncertaintyMixin, MetaEstimatorMixin, ClassifierMixin, BaseEstimator
+):
     """Wrap any classifier so that its probabilities are bounded by ``n``.
 
     Like :class:`~sklearn.calibration.CalibratedClassifierCV`, it calibrates the
@@ -133,6 +157,22 @@ class GaussianSoftmaxClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimat
     n_jobs : int, default=None
         Number of jobs fitting the folds in parallel (joblib); ``None`` means 1
         unless in a :func:`joblib.parallel_backend` context.
+    uncertainty_rules : tuple of str, default=("low_confidence",)
+        The rules of :meth:`predict_uncertain`: any of ``"low_confidence"``,
+        ``"ambiguous"``, ``"out_of_range"`` and ``"conformal"``. See Notes.
+    uncertainty_threshold : float in (0, 1) or "auto", default="auto"
+        ``low_confidence`` flags a top-class probability below it. ``"auto"``
+        picks it on the held-out (out-of-fold) predictions: the smallest
+        threshold whose accepted predictions reach ``target_accuracy``.
+    target_accuracy : float in (0, 1), default=0.95
+        The accuracy the accepted predictions should reach, for
+        ``uncertainty_threshold="auto"``.
+    ambiguity_ratio : float > 1, default=2.0
+        ``ambiguous`` flags a top class less than this many times as probable as
+        the runner-up.
+    conformal_alpha : float in (0, 1), default=0.1
+        Miscoverage level of the ``conformal`` rule and the default of
+        :meth:`predict_set`.
 
     Attributes
     ----------
@@ -148,6 +188,15 @@ class GaussianSoftmaxClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimat
         Number of features seen in fit (when the wrapped estimator records it).
     feature_names_in_ : ndarray of shape (n_features_in_,)
         Feature names seen in fit (when the wrapped estimator records them).
+    uncertainty_threshold_ : float
+        The threshold of the ``low_confidence`` rule.
+    coverage_ : float
+        Share of the held-out predictions the threshold accepts.
+    accepted_accuracy_ : float
+        Accuracy of those accepted held-out predictions.
+    conformity_scores_ : ndarray of shape (n_held_out,)
+        ``1 - p_true`` of each held-out prediction, the nonconformity scores of
+        :meth:`predict_set`.
 
     See Also
     --------
@@ -170,6 +219,20 @@ class GaussianSoftmaxClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimat
     frequency weights (a weight of 3 counts as three samples), so ``n`` is their
     sum, which makes fitting with integer weights equal to fitting on repeated
     rows.
+
+    **The uncertain flag.** ``low_confidence`` catches predictions the model
+    itself rates unlikely; ``ambiguous`` catches close calls between the top two
+    classes; ``out_of_range`` catches scores beyond those any calibrator saw in
+    fit: novelty rather than error (far-out scores are mostly confident and
+    right), so it is off by default and serves data collection; ``conformal``
+    catches samples whose conformal prediction set is not a single class. With
+    ``uncertainty_threshold="auto"`` the accepted predictions reach
+    ``target_accuracy`` on the held-out data the threshold was chosen on; on new
+    data of the same distribution they reach it approximately (a threshold
+    chosen on finite data lands a little below its target about half the time),
+    and on shifted data there is no guarantee. Every held-out probability comes
+    from a model that did not see the sample (with ``ensemble=True``, its own
+    fold's pair), which keeps the threshold and the conformal sets honest.
 
     Scores are taken from ``decision_function`` where the estimator has it, else
     from ``log(predict_proba)``: exact zero probabilities become ``-inf`` scores,
@@ -203,6 +266,7 @@ class GaussianSoftmaxClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimat
         "n_samples": [Interval(Integral, 2, None, closed="left"), None],
         "fit_intercept": ["boolean"],
         "n_jobs": [Integral, None],
+        **UNCERTAINTY_CONSTRAINTS,
     }
 
     def __init__(
@@ -216,6 +280,11 @@ class GaussianSoftmaxClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimat
         n_samples=None,
         fit_intercept=True,
         n_jobs=None,
+        uncertainty_rules=("low_confidence",),
+        uncertainty_threshold="auto",
+        target_accuracy=0.95,
+        ambiguity_ratio=2.0,
+        conformal_alpha=0.1,
     ):
         self.estimator = estimator
         self.link = link
@@ -225,6 +294,11 @@ class GaussianSoftmaxClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimat
         self.n_samples = n_samples
         self.fit_intercept = fit_intercept
         self.n_jobs = n_jobs
+        self.uncertainty_rules = uncertainty_rules
+        self.uncertainty_threshold = uncertainty_threshold
+        self.target_accuracy = target_accuracy
+        self.ambiguity_ratio = ambiguity_ratio
+        self.conformal_alpha = conformal_alpha
 
     def _get_estimator(self):
         if self.estimator is None:
@@ -275,6 +349,7 @@ class GaussianSoftmaxClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimat
                 f"{type(self).__name__} requires y to be passed, but the target y is "
                 "None."
             )
+        check_rules(self.uncertainty_rules)
         X, y = indexable(X, column_or_1d(y, warn=True))
         if len(y) == 0:
             raise ValueError(
@@ -303,11 +378,11 @@ class GaussianSoftmaxClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimat
         routed = self._route(estimator, sample_weight, fit_params)
 
         if frozen and not ensemble:
-            pairs = [self._fit_on_all(estimator, X, y_index, weights, None)]
+            results = [self._fit_on_all(estimator, X, y_index, weights, None)]
         else:
             folds = self._folds(X, y, routed)
             if ensemble:
-                pairs = Parallel(n_jobs=self.n_jobs)(
+                results = Parallel(n_jobs=self.n_jobs)(
                     delayed(_fit_pair)(
                         clone(estimator),
                         X,
@@ -324,7 +399,9 @@ class GaussianSoftmaxClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimat
             else:
                 scores = self._out_of_fold_scores(estimator, X, y_index, folds, routed)
                 final = clone(estimator).fit(X, y, **routed.estimator.fit)
-                pairs = [self._fit_on_all(final, X, y_index, weights, scores)]
+                results = [self._fit_on_all(final, X, y_index, weights, scores)]
+        pairs = [pair for pair, _, _ in results]
+        self._fit_uncertainty(*_held_out(results, y_index, weights))
         self.calibrated_classifiers_ = pairs
         first = pairs[0].estimator
         for attribute in ("n_features_in_", "feature_names_in_"):
@@ -403,11 +480,28 @@ class GaussianSoftmaxClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimat
         return scores
 
     def _fit_on_all(self, estimator, X, y_index, weights, scores):
+        """One calibrator on scores of every sample (out-of-fold ones, or a
+        prefit model's); returns it with its probabilities of those samples."""
         if scores is None:
             scores = decision_scores(estimator, X, self.classes_)
         calibrator = self._make_calibrator()
         calibrator._fit_encoded(scores, y_index, weights, self.n_samples_)
-        return _CalibratedPair(estimator, calibrator)
+        held_out = calibrator._proba_of_validated(scores)
+        return _CalibratedPair(estimator, calibrator), np.arange(len(y_index)), held_out
+
+    def _proba_and_out_of_range(self, X, *, with_range=True):
+        """Average probabilities of the pairs and, with ``with_range``, whether
+        any pair's scores of a sample leave its calibrator's ``score_range_``."""
+        check_is_fitted(self)
+        proba, outside = None, None
+        for pair in self.calibrated_classifiers_:
+            pair_proba, scores = pair.proba_and_scores(X)
+            proba = pair_proba if proba is None else proba + pair_proba
+            if with_range:
+                pair_outside = outside_range(scores, pair.calibrator.score_range_)
+                outside = pair_outside if outside is None else outside | pair_outside
+        proba /= len(self.calibrated_classifiers_)
+        return proba, outside
 
     def predict_proba(self, X) -> np.ndarray:
         """Probabilities of each class, bounded by ``n_samples_``.
@@ -422,12 +516,7 @@ class GaussianSoftmaxClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimat
         proba : ndarray of shape (m, n_classes)
             The average over ``calibrated_classifiers_`` of their probabilities.
         """
-        check_is_fitted(self)
-        proba = self.calibrated_classifiers_[0].predict_proba(X)
-        for pair in self.calibrated_classifiers_[1:]:
-            proba += pair.predict_proba(X)
-        proba /= len(self.calibrated_classifiers_)
-        return proba
+        return self._proba_and_out_of_range(X, with_range=False)[0]
 
     def predict_log_proba(self, X) -> np.ndarray:
         """Logs of :meth:`predict_proba`.

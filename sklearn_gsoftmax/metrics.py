@@ -11,6 +11,14 @@ import numpy as np
 from sklearn.utils._param_validation import validate_params
 from sklearn.utils.validation import check_array, check_consistent_length
 
+from ._uncertainty import accepted_accuracy_curve
+
+_PROBA_PARAMS = {
+    "y_true": ["array-like"],
+    "y_prob": ["array-like"],
+    "labels": ["array-like", None],
+}
+
 
 def _true_class_probability(y_true, y_prob, labels):
     y_prob = check_array(y_prob, ensure_2d=True, dtype=[np.float64, np.float32])
@@ -40,14 +48,7 @@ def _true_class_probability(y_true, y_prob, labels):
     return y_prob, index, losses
 
 
-@validate_params(
-    {
-        "y_true": ["array-like"],
-        "y_prob": ["array-like"],
-        "labels": ["array-like", None],
-    },
-    prefer_skip_nested_validation=True,
-)
+@validate_params(_PROBA_PARAMS, prefer_skip_nested_validation=True)
 def sample_log_loss(y_true, y_prob, *, labels=None) -> np.ndarray:
     """Negative log-probability of the true class, one value per sample.
 
@@ -75,14 +76,7 @@ def sample_log_loss(y_true, y_prob, *, labels=None) -> np.ndarray:
     return _true_class_probability(y_true, y_prob, labels)[2]
 
 
-@validate_params(
-    {
-        "y_true": ["array-like"],
-        "y_prob": ["array-like"],
-        "labels": ["array-like", None],
-    },
-    prefer_skip_nested_validation=True,
-)
+@validate_params(_PROBA_PARAMS, prefer_skip_nested_validation=True)
 def probability_report(y_true, y_prob, *, labels=None) -> dict:
     """Log-loss, Brier score, worst single-sample loss and smallest probability.
 
@@ -120,3 +114,83 @@ def probability_report(y_true, y_prob, *, labels=None) -> dict:
         "min_proba": float(y_prob.min()),
         "accuracy": float(np.mean(np.argmax(y_prob, axis=1) == index)),
     }
+
+
+@validate_params(_PROBA_PARAMS, prefer_skip_nested_validation=True)
+def risk_coverage_curve(y_true, y_prob, *, labels=None):
+    """Accuracy of the predictions a confidence threshold accepts, against the
+    share it accepts.
+
+    Ranks the samples by their top-class probability; each threshold accepts
+    the samples at or above it. A model whose confidence ranks its errors last
+    keeps a high accuracy down to a low coverage.
+
+    Parameters
+    ----------
+    y_true : array-like of shape (m,)
+        True labels.
+    y_prob : array-like of shape (m, n_classes)
+        Predicted probabilities, columns in the order of ``labels``.
+    labels : array-like of shape (n_classes,), default=None
+        The label of each column; ``None`` takes the sorted unique ``y_true``.
+
+    Returns
+    -------
+    coverage : ndarray
+        Share of the samples accepted, increasing to 1.
+    accuracy : ndarray
+        Accuracy of the accepted samples.
+    thresholds : ndarray
+        The confidence threshold of each point, decreasing.
+
+    Examples
+    --------
+    >>> from sklearn_gsoftmax.metrics import risk_coverage_curve
+    >>> coverage, accuracy, _ = risk_coverage_curve(
+    ...     [0, 1, 1, 0], [[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.45, 0.55]]
+    ... )
+    >>> coverage.tolist(), accuracy.tolist()
+    ([0.25, 0.5, 0.75, 1.0], [1.0, 1.0, 0.6666666666666666, 0.5])
+    """
+    y_prob, index, _ = _true_class_probability(y_true, y_prob, labels)
+    correct = np.argmax(y_prob, axis=1) == index
+    thresholds, coverage, accuracy = accepted_accuracy_curve(
+        y_prob.max(axis=1), correct, np.ones(len(index))
+    )
+    return coverage, accuracy, thresholds
+
+
+@validate_params(_PROBA_PARAMS, prefer_skip_nested_validation=True)
+def risk_coverage_auc(y_true, y_prob, *, labels=None) -> float:
+    """Area under the accuracy-coverage curve of :func:`risk_coverage_curve`.
+
+    The curve is taken as a step function of the coverage (each point holds
+    until the next), so the area is the average, over acceptance levels, of
+    the accuracy of what is accepted: near 1 when the errors are ranked last, about
+    the plain accuracy for a ranking that carries no information, and lower for
+    one that ranks errors first.
+
+    Parameters
+    ----------
+    y_true : array-like of shape (m,)
+        True labels.
+    y_prob : array-like of shape (m, n_classes)
+        Predicted probabilities, columns in the order of ``labels``.
+    labels : array-like of shape (n_classes,), default=None
+        The label of each column.
+
+    Returns
+    -------
+    area : float
+        In [0, 1]; higher is better.
+
+    Examples
+    --------
+    >>> from sklearn_gsoftmax.metrics import risk_coverage_auc
+    >>> proba = [[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.45, 0.55]]
+    >>> risk_coverage_auc([0, 1, 1, 0], proba)
+    0.7916666666666666
+    """
+    coverage, accuracy, _ = risk_coverage_curve(y_true, y_prob, labels=labels)
+    widths = np.diff(coverage, prepend=0.0)
+    return float(widths @ accuracy)

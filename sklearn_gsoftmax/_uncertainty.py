@@ -1,0 +1,281 @@
+"""The uncertain flag: which predictions not to act on, and why.
+
+Pure numpy functions of probabilities and labels, and a mixin that gives both
+estimators ``predict_uncertain``, ``predict_set`` and ``predict_frame`` from two
+hooks: held-out probabilities at fit time, and probabilities plus an
+out-of-range mask at predict time.
+
+The rules (``uncertainty_rules``):
+
+``low_confidence``
+    The top-class probability is below ``uncertainty_threshold``. Catches the
+    predictions the model itself says are likely wrong.
+``ambiguous``
+    The top class is less than ``ambiguity_ratio`` times as probable as the
+    runner-up: two (or more) classes compete. Catches confusions between close
+    classes even when the top probability is moderate (in a 10-class problem,
+    0.45 against 0.40 is ambiguous; 0.45 against nine at 0.06 is not).
+``out_of_range``
+    A score falls outside the range the calibrator saw in fit. This marks
+    novelty, not error: the model extrapolates there, often confidently and
+    correctly, so the rule is off by default. It serves data collection:
+    labelling those samples extends the range the model has evidence for.
+``conformal``
+    The split-conformal prediction set at level ``1 - conformal_alpha`` does not
+    hold exactly one class: several classes cannot be excluded (or none fits).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+RULES = ("low_confidence", "ambiguous", "out_of_range", "conformal")
+
+
+def check_rules(rules) -> tuple:
+    """Validate ``uncertainty_rules``: a tuple (or list) of known rule names."""
+    if not isinstance(rules, tuple | list):
+        raise ValueError(
+            f"uncertainty_rules must be a tuple of rule names from {RULES}, got "
+            f"{rules!r}."
+        )
+    unknown = [rule for rule in rules if rule not in RULES]
+    if unknown:
+        raise ValueError(
+            f"unknown uncertainty rule(s) {unknown}; the rules are {RULES}."
+        )
+    return tuple(dict.fromkeys(rules))
+
+
+def check_alpha(alpha) -> float:
+    """Validate a miscoverage level ``alpha`` in (0, 1)."""
+    if isinstance(alpha, bool) or not isinstance(alpha, int | float | np.floating):
+        raise ValueError(f"alpha must be a number in (0, 1), got {alpha!r}.")
+    if not 0.0 < alpha < 1.0:
+        raise ValueError(
+            f"alpha must lie in (0, 1) (the share of samples whose true class may "
+            f"fall outside the set), got {alpha}."
+        )
+    return float(alpha)
+
+
+def outside_range(z: np.ndarray, score_range: np.ndarray) -> np.ndarray:
+    """Rows of scores ``z`` with a score outside ``score_range`` (row 0 the
+    minimum, row 1 the maximum of each column)."""
+    outside = (z < score_range[0]) | (z > score_range[1])
+    return outside if outside.ndim == 1 else outside.any(axis=1)
+
+
+def top_two(proba: np.ndarray):
+    """The largest and second largest probability of each row."""
+    if proba.shape[1] == 2:
+        return proba.max(axis=1), proba.min(axis=1)
+    part = np.partition(proba, -2, axis=1)
+    return part[:, -1], part[:, -2]
+
+
+def _is_correct(proba: np.ndarray, y_index: np.ndarray) -> np.ndarray:
+    return np.argmax(proba, axis=1) == y_index
+
+
+def accepted_accuracy_curve(confidence, correct, weights):
+    """Accuracy of the accepted predictions as the threshold falls.
+
+    Sorts by decreasing confidence and returns, at each distinct confidence
+    (samples of equal confidence are accepted together), ``(threshold,
+    coverage, accuracy)``: accepting every prediction with confidence >=
+    threshold covers that share of the (weighted) samples with that accuracy.
+    """
+    order = np.argsort(-confidence, kind="stable")
+    sorted_confidence = confidence[order]
+    sorted_weights = weights[order]
+    accepted_weight = np.cumsum(sorted_weights)
+    accepted_correct = np.cumsum(sorted_weights * correct[order])
+    end_of_tie = np.append(sorted_confidence[1:] != sorted_confidence[:-1], True)
+    end_of_tie &= accepted_weight > 0
+    accepted_weight = accepted_weight[end_of_tie]
+    return (
+        sorted_confidence[end_of_tie],
+        accepted_weight / accepted_weight[-1],
+        accepted_correct[end_of_tie] / accepted_weight,
+    )
+
+
+def select_threshold(confidence, correct, weights, target_accuracy):
+    """Selective classification: the smallest threshold whose accepted
+    predictions (confidence >= threshold) reach ``target_accuracy``.
+
+    Returns ``(threshold, coverage, accuracy)`` on the given data. When no
+    threshold reaches the target, the threshold lies above every confidence
+    (everything is flagged) and a warning says so.
+    """
+    thresholds, coverage, accuracy = accepted_accuracy_curve(
+        confidence, correct, weights
+    )
+    valid = np.flatnonzero(accuracy >= target_accuracy)
+    if valid.size == 0:
+        warnings.warn(
+            f"no confidence threshold reaches target_accuracy={target_accuracy} on "
+            "the held-out predictions; every prediction will be flagged "
+            "low_confidence. Lower target_accuracy or improve the model.",
+            UserWarning,
+            stacklevel=3,
+        )
+        return float(np.nextafter(thresholds[0], np.inf)), 0.0, float("nan")
+    last = valid[-1]
+    return float(thresholds[last]), float(coverage[last]), float(accuracy[last])
+
+
+def conformal_quantile(scores, weights, alpha: float) -> float:
+    """Split-conformal quantile of nonconformity ``scores`` for level
+    ``1 - alpha``: the ``ceil((W + 1)(1 - alpha))``-th smallest score counted in
+    weight units (``W`` the total weight; with unit weights the usual
+    ``ceil((n + 1)(1 - alpha))``-th order statistic). ``inf`` when that rank
+    exceeds ``W``: too few calibration samples for that level, so every class
+    stays in the set.
+    """
+    total = float(weights.sum())
+    level = (1.0 - alpha) * (total + 1.0)
+    if level > total:
+        return np.inf
+    if np.all(weights == 1.0):
+        rank = int(np.ceil(level - 1e-9))
+        return float(np.partition(scores, rank - 1)[rank - 1])
+    order = np.argsort(scores, kind="stable")
+    position = np.searchsorted(np.cumsum(weights[order]), level - 1e-9, side="left")
+    return float(scores[order][position])
+
+
+class UncertaintyMixin:
+    """``predict_uncertain``, ``predict_set`` and ``predict_frame`` for an
+    estimator that implements ``_proba_and_out_of_range(X)`` and calls
+    ``_fit_uncertainty`` at the end of ``fit``."""
+
+    def _fit_uncertainty(self, proba, y_index, weights):
+        """Learn the threshold and conformity scores from held-out predictions."""
+        self._uncertainty_rules = check_rules(self.uncertainty_rules)
+        confidence = proba.max(axis=1)
+        correct = _is_correct(proba, y_index)
+        if self.uncertainty_threshold == "auto":
+            threshold, coverage, accuracy = select_threshold(
+                confidence, correct, weights, self.target_accuracy
+            )
+        else:
+            threshold = float(self.uncertainty_threshold)
+            accepted = confidence >= threshold
+            accepted_weight = weights[accepted].sum()
+            coverage = float(accepted_weight / weights.sum())
+            accuracy = (
+                float(weights[accepted & correct].sum() / accepted_weight)
+                if accepted_weight > 0
+                else float("nan")
+            )
+        self.uncertainty_threshold_ = threshold
+        self.coverage_ = coverage
+        self.accepted_accuracy_ = accuracy
+        self.conformity_scores_ = 1.0 - proba[np.arange(len(y_index)), y_index]
+        self._conformity_weights = weights
+
+    def _conformal_sets(self, proba, alpha):
+        quantile = conformal_quantile(
+            self.conformity_scores_, self._conformity_weights, alpha
+        )
+        return proba >= 1.0 - quantile
+
+    def _rule_masks(self, X) -> tuple[np.ndarray, dict]:
+        proba, out_of_range = self._proba_and_out_of_range(X)
+        masks = {}
+        for rule in self._uncertainty_rules:
+            if rule == "low_confidence":
+                masks[rule] = proba.max(axis=1) < self.uncertainty_threshold_
+            elif rule == "ambiguous":
+                top, runner_up = top_two(proba)
+                masks[rule] = top < self.ambiguity_ratio * runner_up
+            elif rule == "out_of_range":
+                masks[rule] = out_of_range
+            else:
+                sets = self._conformal_sets(proba, self.conformal_alpha)
+                masks[rule] = sets.sum(axis=1) != 1
+        return proba, masks
+
+    def predict_uncertain(self, X) -> np.ndarray:
+        """Flag the predictions not to trust, by the rules in ``uncertainty_rules``.
+
+        Parameters
+        ----------
+        X : array-like of shape (m, ...)
+            Samples (for the calibrator: scores), as for ``predict_proba``.
+
+        Returns
+        -------
+        uncertain : ndarray of bool of shape (m,)
+            True where at least one rule flags the prediction.
+        """
+        proba, masks = self._rule_masks(X)
+        uncertain = np.zeros(proba.shape[0], dtype=bool)
+        for mask in masks.values():
+            uncertain |= mask
+        return uncertain
+
+    def predict_set(self, X, alpha=None) -> np.ndarray:
+        """Conformal prediction sets with ``1 - alpha`` marginal coverage.
+
+        A class is in the set when its probability is at least ``1 - q``, ``q``
+        the split-conformal quantile of the held-out nonconformity scores
+        ``1 - p_true`` (see ``conformity_scores_``). For exchangeable data the
+        true class is in the set for a share of at least ``1 - alpha`` of samples
+        on average over calibration sets (with cross-validated scores the
+        guarantee is approximate); it says nothing about any single sample, nor
+        about shifted data.
+
+        Parameters
+        ----------
+        X : array-like of shape (m, ...)
+            Samples (for the calibrator: scores).
+        alpha : float in (0, 1), default=None
+            Miscoverage level; ``None`` uses ``conformal_alpha``.
+
+        Returns
+        -------
+        sets : ndarray of bool of shape (m, n_classes)
+            ``sets[i, k]`` is True when ``classes_[k]`` is in sample ``i``'s set.
+        """
+        alpha = check_alpha(self.conformal_alpha if alpha is None else alpha)
+        proba, _ = self._proba_and_out_of_range(X)
+        return self._conformal_sets(proba, alpha)
+
+    def predict_frame(self, X):
+        """A table of predictions to act on or to route to a person.
+
+        Parameters
+        ----------
+        X : array-like of shape (m, ...)
+            Samples (for the calibrator: scores). A DataFrame's index is kept.
+
+        Returns
+        -------
+        frame : pandas.DataFrame
+            Indexed like ``X`` (else 0..m-1), with the columns ``prediction``,
+            ``proba_<class>`` for each class, ``uncertain`` and ``reasons`` (the
+            names of the rules that flagged the row, comma-separated; empty when
+            none did).
+        """
+        import pandas as pd
+
+        proba, masks = self._rule_masks(X)
+        index = X.index if isinstance(X, pd.DataFrame | pd.Series) else None
+        frame = pd.DataFrame(
+            {"prediction": self.classes_[np.argmax(proba, axis=1)]}, index=index
+        )
+        for k, label in enumerate(self.classes_):
+            frame[f"proba_{label}"] = proba[:, k]
+        flagged = np.zeros(proba.shape[0], dtype=bool)
+        reasons = np.full(proba.shape[0], "", dtype=object)
+        for rule, mask in masks.items():
+            flagged |= mask
+            reasons[mask] = [r + ", " + rule if r else rule for r in reasons[mask]]
+        frame["uncertain"] = flagged
+        frame["reasons"] = reasons
+        return frame

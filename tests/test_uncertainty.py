@@ -1,0 +1,326 @@
+"""The uncertain flag: rules, the automatic threshold, conformal sets, the frame."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.datasets import make_classification
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import train_test_split
+
+from sklearn_gsoftmax import (
+    GaussianSoftmaxCalibrator,
+    GaussianSoftmaxClassifier,
+    gaussian_softmax,
+)
+from sklearn_gsoftmax._uncertainty import conformal_quantile, select_threshold
+from sklearn_gsoftmax.metrics import risk_coverage_auc, risk_coverage_curve
+
+
+def _model_data(rng, m, n_classes=3, scale=1.5):
+    """Scores and labels drawn from the gaussian link itself."""
+    z = rng.normal(scale=2.0, size=(m, n_classes))
+    proba = gaussian_softmax(scale * z, 10_000)
+    y = (proba.cumsum(axis=1) > rng.random(m)[:, None]).argmax(axis=1)
+    return z, y
+
+
+# --------------------------------------------------------------------------------------
+# The automatic threshold
+
+
+def test_select_threshold_takes_the_largest_accepted_set():
+    confidence = np.array([0.99, 0.95, 0.9, 0.9, 0.8, 0.7, 0.6])
+    correct = np.array([1, 1, 1, 0, 1, 0, 0], dtype=bool)
+    weights = np.ones(7)
+    # accepting down to 0.8: 4 of 5 right (0.8); down to 0.9: 3 of 4 (0.75)
+    assert select_threshold(confidence, correct, weights, 0.8) == (0.8, 5 / 7, 0.8)
+    # ties at 0.9 are accepted together: 0.95 is the smallest reaching 1.0
+    assert select_threshold(confidence, correct, weights, 0.99) == (0.95, 2 / 7, 1.0)
+    assert select_threshold(confidence, correct, weights, 0.5)[0] == 0.6
+
+
+def test_select_threshold_counts_weights_as_samples():
+    confidence = np.array([0.9, 0.8, 0.7])
+    correct = np.array([1, 0, 1], dtype=bool)
+    weighted = select_threshold(confidence, correct, np.array([3.0, 1.0, 2.0]), 0.8)
+    repeated = select_threshold(
+        np.repeat(confidence, [3, 1, 2]), np.repeat(correct, [3, 1, 2]), np.ones(6), 0.8
+    )
+    assert weighted == repeated
+
+
+def test_unreachable_target_flags_everything_and_warns():
+    with pytest.warns(UserWarning, match="no confidence threshold reaches"):
+        threshold, coverage, _ = select_threshold(
+            np.array([0.9, 0.6]), np.array([False, True]), np.ones(2), 0.99
+        )
+    assert threshold > 0.9 and coverage == 0.0
+
+
+@pytest.mark.parametrize("ensemble", [True, False])
+def test_auto_threshold_reaches_target_on_held_out_predictions(ensemble):
+    X, y = make_classification(
+        n_samples=1200, n_features=10, n_informative=4, flip_y=0.05, random_state=0
+    )
+    model = GaussianSoftmaxClassifier(
+        LogisticRegression(), ensemble=ensemble, target_accuracy=0.95
+    ).fit(X, y)
+    assert 0.0 < model.coverage_ < 1.0
+    assert model.accepted_accuracy_ >= 0.95
+    assert model.conformity_scores_.shape == (1200,)
+    proba = model.predict_proba(X)
+    np.testing.assert_array_equal(
+        model.predict_uncertain(X), proba.max(axis=1) < model.uncertainty_threshold_
+    )
+
+
+def test_fixed_threshold(rng):
+    z, y = _model_data(rng, 500)
+    calibrator = GaussianSoftmaxCalibrator(uncertainty_threshold=0.7).fit(z, y)
+    assert calibrator.uncertainty_threshold_ == 0.7
+    proba = calibrator.predict_proba(z)
+    np.testing.assert_array_equal(calibrator.predict_uncertain(z), proba.max(1) < 0.7)
+    accepted = proba.max(1) >= 0.7
+    assert calibrator.coverage_ == pytest.approx(accepted.mean())
+    right = calibrator.predict(z) == y
+    assert calibrator.accepted_accuracy_ == pytest.approx(right[accepted].mean())
+
+
+# --------------------------------------------------------------------------------------
+# The other rules
+
+
+def test_ambiguous_rule(rng):
+    z, y = _model_data(rng, 400)
+    calibrator = GaussianSoftmaxCalibrator(
+        uncertainty_rules=("ambiguous",), ambiguity_ratio=1.5
+    ).fit(z, y)
+    proba = np.sort(calibrator.predict_proba(z), axis=1)
+    np.testing.assert_array_equal(
+        calibrator.predict_uncertain(z), proba[:, -1] < 1.5 * proba[:, -2]
+    )
+
+
+def test_ambiguous_binary_is_a_probability_band(rng):
+    s = rng.normal(scale=3, size=300)
+    y = (rng.random(300) < 1 / (1 + np.exp(-s))).astype(int)
+    calibrator = GaussianSoftmaxCalibrator(uncertainty_rules=("ambiguous",)).fit(s, y)
+    top = calibrator.predict_proba(s).max(axis=1)
+    np.testing.assert_array_equal(calibrator.predict_uncertain(s), top < 2 / 3)
+
+
+def test_out_of_range_rule(rng):
+    z, y = _model_data(rng, 300)
+    calibrator = GaussianSoftmaxCalibrator(uncertainty_rules=("out_of_range",))
+    calibrator.fit(z, y)
+    assert not calibrator.predict_uncertain(z).any()
+    far = z.copy()
+    far[:5, 1] = z[:, 1].max() + 1.0
+    far[5:10, 2] = z[:, 2].min() - 1.0
+    flags = calibrator.predict_uncertain(far)
+    assert flags[:10].all() and not flags[10:].any()
+
+
+def test_out_of_range_in_the_meta_estimator():
+    X, y = make_classification(n_samples=600, n_features=5, random_state=1)
+    model = GaussianSoftmaxClassifier(
+        LogisticRegression(), uncertainty_rules=("out_of_range",), ensemble=False
+    ).fit(X, y)
+    assert model.predict_uncertain(X * 100).mean() > 0.9
+    assert model.predict_uncertain(X).mean() < 0.05
+
+
+def test_rules_combine_with_or(rng):
+    z, y = _model_data(rng, 400)
+    rules = ("low_confidence", "ambiguous", "conformal")
+    both = GaussianSoftmaxCalibrator(uncertainty_rules=rules).fit(z, y)
+    expected = np.zeros(len(y), dtype=bool)
+    for rule in rules:
+        single = GaussianSoftmaxCalibrator(uncertainty_rules=(rule,)).fit(z, y)
+        expected |= single.predict_uncertain(z)
+    np.testing.assert_array_equal(both.predict_uncertain(z), expected)
+    assert (
+        not GaussianSoftmaxCalibrator(uncertainty_rules=())
+        .fit(z, y)
+        .predict_uncertain(z)
+        .any()
+    )
+
+
+# --------------------------------------------------------------------------------------
+# Conformal sets
+
+
+def test_conformal_quantile_order_statistic():
+    scores = np.arange(1.0, 11.0)  # 10 calibration scores 1..10
+    # ceil(11 * 0.8) = 9: the 9th smallest
+    assert conformal_quantile(scores, np.ones(10), 0.2) == 9.0
+    assert conformal_quantile(scores, np.ones(10), 0.05) == np.inf
+    weighted = conformal_quantile(
+        np.array([1.0, 2.0, 3.0]), np.array([4.0, 4.0, 2.0]), 0.2
+    )
+    repeated = conformal_quantile(
+        np.repeat([1.0, 2.0, 3.0], [4, 4, 2]), np.ones(10), 0.2
+    )
+    assert weighted == repeated
+
+
+@pytest.mark.parametrize("alpha", [0.05, 0.1, 0.2])
+def test_conformal_coverage_over_random_splits(alpha):
+    """Split-conformal on the calibrator: the mean coverage over many random
+    calibration/test splits is within 2 points of 1 - alpha."""
+    rng = np.random.default_rng(7)
+    z, y = _model_data(rng, 4000, n_classes=4, scale=0.8)
+    coverages = []
+    for split in range(40):
+        z_cal, z_test, y_cal, y_test = train_test_split(
+            z, y, train_size=500, random_state=split
+        )
+        calibrator = GaussianSoftmaxCalibrator().fit(z_cal, y_cal)
+        sets = calibrator.predict_set(z_test, alpha=alpha)
+        coverages.append(sets[np.arange(len(y_test)), y_test].mean())
+    assert abs(np.mean(coverages) - (1 - alpha)) < 0.02
+
+
+@pytest.mark.parametrize("ensemble", [True, False])
+def test_conformal_coverage_of_the_meta_estimator(ensemble):
+    """Held-out conformity scores, each from its own fold's model (with an
+    ensemble, the averaged model would under-cover)."""
+    X, y = make_classification(
+        n_samples=3000,
+        n_features=10,
+        n_informative=5,
+        n_classes=3,
+        flip_y=0.1,
+        random_state=3,
+    )
+    coverages = []
+    for split in range(8):
+        X_fit, X_test, y_fit, y_test = train_test_split(
+            X, y, train_size=1000, random_state=split
+        )
+        model = GaussianSoftmaxClassifier(LogisticRegression(), ensemble=ensemble).fit(
+            X_fit, y_fit
+        )
+        sets = model.predict_set(X_test, alpha=0.1)
+        coverages.append(sets[np.arange(len(y_test)), y_test].mean())
+    assert abs(np.mean(coverages) - 0.9) < 0.02
+
+
+def test_prediction_sets_shrink_as_alpha_grows(rng):
+    z, y = _model_data(rng, 600)
+    calibrator = GaussianSoftmaxCalibrator().fit(z, y)
+    wide = calibrator.predict_set(z, alpha=0.05)
+    narrow = calibrator.predict_set(z, alpha=0.3)
+    assert wide.dtype == bool and wide.shape == (600, 3)
+    assert np.all(wide >= narrow) and wide.sum() > narrow.sum()
+    np.testing.assert_array_equal(
+        calibrator.predict_set(z), calibrator.predict_set(z, alpha=0.1)
+    )
+    conformal = GaussianSoftmaxCalibrator(uncertainty_rules=("conformal",)).fit(z, y)
+    np.testing.assert_array_equal(
+        conformal.predict_uncertain(z), conformal.predict_set(z).sum(axis=1) != 1
+    )
+
+
+# --------------------------------------------------------------------------------------
+# The frame
+
+
+def test_predict_frame_keeps_the_index_and_names_reasons():
+    X, y = make_classification(n_samples=300, n_features=4, random_state=0)
+    labels = np.array(["ham", "spam"])[y]
+    frame_in = pd.DataFrame(X, index=[f"id{i}" for i in range(300)])
+    model = GaussianSoftmaxClassifier(
+        LogisticRegression(),
+        uncertainty_rules=("low_confidence", "ambiguous"),
+        uncertainty_threshold=0.8,
+    ).fit(frame_in, labels)
+    frame = model.predict_frame(frame_in)
+    assert list(frame.index) == list(frame_in.index)
+    assert list(frame.columns) == [
+        "prediction",
+        "proba_ham",
+        "proba_spam",
+        "uncertain",
+        "reasons",
+    ]
+    np.testing.assert_array_equal(frame["prediction"], model.predict(frame_in))
+    np.testing.assert_allclose(
+        frame[["proba_ham", "proba_spam"]], model.predict_proba(frame_in)
+    )
+    np.testing.assert_array_equal(frame["uncertain"], model.predict_uncertain(frame_in))
+    top = model.predict_proba(frame_in).max(axis=1)
+    both = (top < 0.8) & (top < 2 / 3)
+    assert set(frame.loc[both, "reasons"]) <= {"low_confidence, ambiguous"}
+    assert set(frame.loc[~frame["uncertain"], "reasons"]) <= {""}
+    assert (frame["reasons"] != "").sum() == frame["uncertain"].sum() > 0
+    plain = model.predict_frame(X)
+    assert list(plain.index) == list(range(300))
+
+
+# --------------------------------------------------------------------------------------
+# Risk-coverage
+
+
+def test_risk_coverage_curve_and_area(rng):
+    z, y = _model_data(rng, 1000)
+    proba = GaussianSoftmaxCalibrator().fit(z, y).predict_proba(z)
+    coverage, accuracy, thresholds = risk_coverage_curve(y, proba)
+    assert coverage[-1] == 1.0 and np.all(np.diff(coverage) > 0)
+    assert np.all(np.diff(thresholds) < 0)
+    assert accuracy[-1] == pytest.approx(np.mean(proba.argmax(1) == y))
+    area = risk_coverage_auc(y, proba)
+    assert accuracy[-1] < area < 1.0
+    # a ranking carrying no information scores about the plain accuracy
+    shuffled = proba[rng.permutation(len(y))]
+    noise = np.zeros_like(proba)
+    noise[np.arange(len(y)), proba.argmax(1)] = 0.5 + 0.4 * rng.random(len(y))
+    noise[noise == 0] = (1 - noise.max(1, keepdims=True) + np.zeros_like(noise))[
+        noise == 0
+    ] / 2
+    assert risk_coverage_auc(y, noise) == pytest.approx(accuracy[-1], abs=0.05)
+    assert risk_coverage_auc(y, shuffled) < area
+
+
+# --------------------------------------------------------------------------------------
+# Bad parameters
+
+
+@pytest.mark.parametrize(
+    "params, match",
+    [
+        ({"uncertainty_threshold": 0.0}, "uncertainty_threshold"),
+        ({"uncertainty_threshold": 1.0}, "uncertainty_threshold"),
+        ({"uncertainty_threshold": 1.5}, "uncertainty_threshold"),
+        ({"uncertainty_threshold": "high"}, "uncertainty_threshold"),
+        (
+            {"uncertainty_rules": ("low_confidence", "gut_feeling")},
+            "unknown uncertainty rule",
+        ),
+        ({"uncertainty_rules": "ambiguous"}, "uncertainty_rules"),
+        ({"target_accuracy": 0.0}, "target_accuracy"),
+        ({"target_accuracy": 1.2}, "target_accuracy"),
+        ({"ambiguity_ratio": 1.0}, "ambiguity_ratio"),
+        ({"conformal_alpha": 1.0}, "conformal_alpha"),
+    ],
+)
+@pytest.mark.parametrize(
+    "estimator", [GaussianSoftmaxCalibrator, GaussianSoftmaxClassifier]
+)
+def test_bad_uncertainty_parameters(params, match, estimator, rng):
+    z, y = _model_data(rng, 60)
+    if estimator is GaussianSoftmaxClassifier:
+        model = estimator(LogisticRegression(), cv=2, **params)
+    else:
+        model = estimator(**params)
+    with pytest.raises(ValueError, match=match):
+        model.fit(z, y)
+
+
+@pytest.mark.parametrize("alpha", [0, 1, -0.1, 1.5, "0.1", True])
+def test_bad_alpha(alpha, rng):
+    z, y = _model_data(rng, 60)
+    calibrator = GaussianSoftmaxCalibrator().fit(z, y)
+    with pytest.raises(ValueError, match="alpha must"):
+        calibrator.predict_set(z, alpha=alpha)
