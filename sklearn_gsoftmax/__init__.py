@@ -8,8 +8,7 @@ from ._links import (
     linear_softmax,
     linear_softmax_nll_grad,
 )
-
-__version__ = "0.1.0"
+from ._version import __version__
 
 __all__ = [
     "GaussianSoftmaxCalibrator",

@@ -18,8 +18,9 @@ from sklearn.utils.validation import (
 
 from ._fitting import affine_scores, fit_binary, fit_multiclass
 from ._links import LINKS, binary_margin, link_proba
+from ._persistence import VersionedStateMixin
 from ._uncertainty import UncertaintyMixin, check_rules, outside_range
-from ._validation import MULTICLASS_FORMS, check_real_n, check_scores
+from ._validation import MULTICLASS_FORMS, check_real_n, check_scores, reject_none
 
 #: The uncertain flag's parameters, shared by both estimators.
 UNCERTAINTY_CONSTRAINTS = {
@@ -68,7 +69,9 @@ def check_weights(sample_weight, z) -> np.ndarray:
     return weights
 
 
-class GaussianSoftmaxCalibrator(UncertaintyMixin, ClassifierMixin, BaseEstimator):
+class GaussianSoftmaxCalibrator(
+    VersionedStateMixin, UncertaintyMixin, ClassifierMixin, BaseEstimator
+):
     """Map a classifier's decision scores to probabilities bounded by ``n``.
 
     Fits ``p = link_n(a * z + b)``: a scale ``a`` and a per-class offset ``b``
@@ -173,6 +176,14 @@ class GaussianSoftmaxCalibrator(UncertaintyMixin, ClassifierMixin, BaseEstimator
         **UNCERTAINTY_CONSTRAINTS,
     }
 
+    _required_fitted_attributes = (
+        "classes_",
+        "n_samples_",
+        "scale_",
+        "intercept_",
+        "score_range_",
+    )
+
     def __init__(
         self,
         *,
@@ -203,6 +214,7 @@ class GaussianSoftmaxCalibrator(UncertaintyMixin, ClassifierMixin, BaseEstimator
                 "sparse scores are not supported: decision scores are dense; pass "
                 "a dense array (e.g. scores.toarray())."
             )
+        reject_none(np.asarray(scores), "scores")
         if np.asarray(scores).ndim == 1:
             if not reset and self.n_features_in_ != 1:
                 raise ValueError(
@@ -326,9 +338,12 @@ class GaussianSoftmaxCalibrator(UncertaintyMixin, ClassifierMixin, BaseEstimator
         return self._affine(self._validate_scores(scores, reset=False))
 
     def _affine(self, z: np.ndarray) -> np.ndarray:
+        # Python floats and a cast intercept keep float32 scores float32 (a
+        # numpy float64 scalar would promote them).
+        scale = float(self.scale_)
         if z.ndim == 1:
-            return affine_scores(z, self.scale_, self.intercept_[1])
-        return affine_scores(z, self.scale_, self.intercept_.astype(z.dtype))
+            return affine_scores(z, scale, float(self.intercept_[1]))
+        return affine_scores(z, scale, self.intercept_.astype(z.dtype))
 
     def _proba_of_validated(self, z: np.ndarray) -> np.ndarray:
         """predict_proba for scores the meta-estimator has already validated."""

@@ -40,6 +40,7 @@ from ._calibrator import (
     sample_count,
 )
 from ._links import LINKS
+from ._persistence import VersionedStateMixin
 from ._uncertainty import UncertaintyMixin, check_rules, outside_range
 from ._validation import MULTICLASS_FORMS, check_scores
 
@@ -112,7 +113,11 @@ def _held_out(results, y_index, weights):
 
 
 class GaussianSoftmaxClassifier(
-    UncertaintyMixin, MetaEstimatorMixin, ClassifierMixin, BaseEstimator
+    VersionedStateMixin,
+    UncertaintyMixin,
+    MetaEstimatorMixin,
+    ClassifierMixin,
+    BaseEstimator,
 ):
     """Wrap any classifier so that its probabilities are bounded by ``n``.
 
@@ -268,6 +273,14 @@ class GaussianSoftmaxClassifier(
         "n_jobs": [Integral, None],
         **UNCERTAINTY_CONSTRAINTS,
     }
+
+    _required_fitted_attributes = (
+        "classes_",
+        "n_samples_",
+        "calibrated_classifiers_",
+        "uncertainty_threshold_",
+        "conformity_scores_",
+    )
 
     def __init__(
         self,

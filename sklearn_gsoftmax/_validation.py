@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import sys
 
 import numpy as np
 
@@ -33,11 +34,7 @@ def check_scores(scores, *, name: str = "scores") -> np.ndarray:
                 f"{name} must be a rectangular array-like of numbers; numpy could "
                 f"not convert it: {exc}"
             ) from None
-    if array.dtype.kind == "O" and any(v is None for v in array.flat):
-        raise TypeError(
-            f"{name} contain None; every score must be a number. Remove those rows "
-            "or fill them in."
-        )
+    reject_none(array, name)
     if array.dtype.kind in "USO":
         try:
             array = array.astype(np.float64)
@@ -79,6 +76,16 @@ def check_scores(scores, *, name: str = "scores") -> np.ndarray:
     return array
 
 
+def reject_none(array: np.ndarray, name: str) -> None:
+    """Refuse ``None`` in an object array: converted to float it would become
+    NaN and be reported as such, hiding where it came from."""
+    if array.dtype.kind == "O" and any(v is None for v in array.flat):
+        raise TypeError(
+            f"{name} contain None; every score must be a number. Remove those rows "
+            "or fill them in."
+        )
+
+
 def n_classes_of(scores: np.ndarray) -> int:
     """Number of classes that validated ``scores`` describe."""
     return 2 if scores.ndim == 1 else scores.shape[1]
@@ -103,7 +110,13 @@ def check_n_samples(n_samples, *, n_classes: int, link: str) -> int:
 
 
 def check_real_n(n, *, n_classes: int, link: str, name: str) -> float:
-    """Check a (possibly non-integer) sample count against the link's minimum."""
+    """Check a (possibly non-integer) sample count against the link's minimum
+    and the float range (the links compute ``1/n`` and ``ln(n - 1)``)."""
+    if n > sys.float_info.max:
+        raise ValueError(
+            f"{name} is too large: it exceeds the float64 range (1.8e308); no training "
+            "set is that big. Pass the number of samples the model was trained on."
+        )
     minimum = n_classes if link == "linear" else 2
     if not n >= minimum or (isinstance(n, float) and not math.isfinite(n)):
         why = (

@@ -1,0 +1,121 @@
+"""Saving, loading and sharing fitted models: pickle, joblib, skops, threads."""
+
+import pickle
+from concurrent.futures import ThreadPoolExecutor
+
+import joblib
+import numpy as np
+import pytest
+from sklearn.datasets import make_classification
+from sklearn.linear_model import LogisticRegression
+from sklearn.naive_bayes import GaussianNB
+
+from sklearn_gsoftmax import GaussianSoftmaxCalibrator, GaussianSoftmaxClassifier
+from sklearn_gsoftmax._persistence import STATE_FORMAT, TRUSTED_TYPES
+
+X, Y = make_classification(
+    n_samples=400, n_features=6, n_informative=4, n_classes=3, random_state=0
+)
+
+
+@pytest.fixture(scope="module", params=["classifier", "classifier-nb", "calibrator"])
+def fitted(request):
+    if request.param == "calibrator":
+        scores = LogisticRegression().fit(X, Y).decision_function(X)
+        return GaussianSoftmaxCalibrator().fit(scores, Y), scores
+    estimator = (
+        GaussianNB() if request.param == "classifier-nb" else LogisticRegression()
+    )
+    return GaussianSoftmaxClassifier(estimator, cv=3).fit(X, Y), X
+
+
+def _same_predictions(a, b, data):
+    np.testing.assert_array_equal(a.predict_proba(data), b.predict_proba(data))
+    np.testing.assert_array_equal(a.predict_set(data), b.predict_set(data))
+    np.testing.assert_array_equal(a.predict_uncertain(data), b.predict_uncertain(data))
+
+
+def test_pickle_round_trip(fitted):
+    model, data = fitted
+    _same_predictions(model, pickle.loads(pickle.dumps(model)), data)
+
+
+def test_joblib_round_trip(fitted, tmp_path):
+    model, data = fitted
+    joblib.dump(model, tmp_path / "model.joblib")
+    _same_predictions(model, joblib.load(tmp_path / "model.joblib"), data)
+
+
+def test_skops_needs_only_our_types(fitted, tmp_path):
+    sio = pytest.importorskip("skops.io")
+    model, data = fitted
+    path = tmp_path / "model.skops"
+    sio.dump(model, path)
+    untrusted = sio.get_untrusted_types(file=path)
+    assert set(untrusted) <= set(TRUSTED_TYPES)
+    _same_predictions(model, sio.load(path, trusted=TRUSTED_TYPES), data)
+    with pytest.raises(Exception, match="[Uu]ntrusted"):
+        sio.load(path)
+
+
+def test_state_is_stamped_with_the_version(fitted):
+    model, _ = fitted
+    from sklearn_gsoftmax import __version__
+
+    state = model.__getstate__()
+    assert state["_gsoftmax_version"] == __version__
+    assert state["_gsoftmax_state_format"] == STATE_FORMAT
+
+
+def test_model_from_an_older_version_fails_clearly(fitted):
+    """An older layout without an attribute this version needs fails on load
+    with both versions named, not at the first prediction."""
+    model, _ = fitted
+    state = model.__getstate__()
+    state["_gsoftmax_version"] = "0.0.1"
+    state["_gsoftmax_state_format"] = 0
+    del state[
+        "classes_"
+        if isinstance(model, GaussianSoftmaxCalibrator)
+        else "calibrated_classifiers_"
+    ]
+    state["classes_"] = model.classes_
+    restored = type(model).__new__(type(model))
+    if isinstance(model, GaussianSoftmaxCalibrator):
+        del state["scale_"]
+    with pytest.raises(
+        ValueError, match=r"saved by sklearn-gsoftmax 0\.0\.1 and lacks"
+    ):
+        restored.__setstate__(state)
+
+
+def test_model_from_a_newer_format_fails_clearly(fitted):
+    model, _ = fitted
+    state = model.__getstate__()
+    state["_gsoftmax_state_format"] = STATE_FORMAT + 1
+    state["_gsoftmax_version"] = "9.0"
+    with pytest.raises(ValueError, match=r"saved by sklearn-gsoftmax 9\.0.*Upgrade"):
+        type(model).__new__(type(model)).__setstate__(state)
+
+
+def test_unstamped_complete_state_loads(fitted):
+    """A pickle from before the stamp existed loads when it has what we need."""
+    model, data = fitted
+    state = model.__getstate__()
+    del state["_gsoftmax_version"], state["_gsoftmax_state_format"]
+    restored = type(model).__new__(type(model))
+    restored.__setstate__(state)
+    _same_predictions(model, restored, data)
+
+
+def test_predict_proba_from_many_threads(fitted):
+    model, data = fitted
+    expected = model.predict_proba(data)
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(lambda _: model.predict_proba(data), range(32)))
+    for result in results:
+        np.testing.assert_array_equal(result, expected)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        frames = list(pool.map(lambda _: model.predict_frame(data), range(8)))
+    for frame in frames[1:]:
+        assert frame.equals(frames[0])
