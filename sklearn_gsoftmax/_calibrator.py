@@ -282,18 +282,19 @@ class GaussianSoftmaxCalibrator(
             link=self.link,
         )
         y_index = np.searchsorted(self.classes_, y)
-        self._fit_encoded(z, y_index, weights, n_samples)
+        self._fit_encoded(z, y_index, weights, n_samples, self.classes_)
         # The calibrator has a scale and K - 1 offsets: its probabilities on the
         # data it was fitted on are nearly held-out ones.
         self._fit_uncertainty(self._proba_of_validated(z), y_index, weights)
         return self
 
-    def _fit_encoded(self, z, y_index, weights, n_samples):
-        """Fit on validated scores and class indices into ``classes_`` (set).
+    def _fit_encoded(self, z, y_index, weights, n_samples, classes):
+        """Fit on validated scores and indices ``y_index`` into ``classes``.
 
-        The meta-estimator enters here: its folds' labels may lack a class that
-        ``classes_`` has, and it sets ``n`` to its whole training count.
+        The meta-estimator enters here: its folds' labels may lack a class of
+        ``classes``, and it sets ``n`` to its whole training count.
         """
+        self.classes_ = classes
         n_classes = len(self.classes_)
         n_columns = 1 if z.ndim == 1 else z.shape[1]
         if n_columns not in (1, n_classes) or (n_columns == 1 and n_classes != 2):

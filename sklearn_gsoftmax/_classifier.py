@@ -82,17 +82,18 @@ class _CalibratedPair:
         return self.calibrator._proba_of_validated(scores), scores
 
 
-def _fit_pair(estimator, X, y_index, train, test, weights, n, fit_params, calibrator):
-    """Fit ``estimator`` on ``train``; fit ``calibrator`` (whose ``classes_`` are
-    set) on the estimator's scores of ``test``."""
-    classes = calibrator.classes_
+def _fit_pair(
+    estimator, X, y_index, classes, train, test, weights, n, fit_params, calibrator
+):
+    """Fit ``estimator`` on ``train``; fit ``calibrator`` on the estimator's
+    scores of ``test``."""
     estimator.fit(
         _safe_indexing(X, train),
         classes[y_index[train]],
         **_check_method_params(X, params=fit_params, indices=train),
     )
     scores = decision_scores(estimator, _safe_indexing(X, test), classes)
-    calibrator._fit_encoded(scores, y_index[test], weights[test], n)
+    calibrator._fit_encoded(scores, y_index[test], weights[test], n, classes)
     held_out = calibrator._proba_of_validated(scores)
     return _CalibratedPair(estimator, calibrator), test, held_out
 
@@ -323,13 +324,11 @@ class GaussianSoftmaxClassifier(
         return self.estimator
 
     def _make_calibrator(self):
-        calibrator = GaussianSoftmaxCalibrator(
+        return GaussianSoftmaxCalibrator(
             link=self.link,
             multiclass=self.multiclass,
             fit_intercept=self.fit_intercept,
         )
-        calibrator.classes_ = self.classes_
-        return calibrator
 
     @_fit_context(
         # the wrapped estimator is validated by its own fit
@@ -400,6 +399,7 @@ class GaussianSoftmaxClassifier(
                         clone(estimator),
                         X,
                         y_index,
+                        self.classes_,
                         train,
                         test,
                         weights,
@@ -498,7 +498,9 @@ class GaussianSoftmaxClassifier(
         if scores is None:
             scores = decision_scores(estimator, X, self.classes_)
         calibrator = self._make_calibrator()
-        calibrator._fit_encoded(scores, y_index, weights, self.n_samples_)
+        calibrator._fit_encoded(
+            scores, y_index, weights, self.n_samples_, self.classes_
+        )
         held_out = calibrator._proba_of_validated(scores)
         return _CalibratedPair(estimator, calibrator), np.arange(len(y_index)), held_out
 
