@@ -19,7 +19,12 @@ from sklearn.utils.validation import (
 from ._fitting import affine_scores, fit_binary, fit_multiclass
 from ._links import LINKS, binary_margin, link_proba
 from ._persistence import VersionedStateMixin
-from ._uncertainty import UncertaintyMixin, check_rules, outside_range
+from ._uncertainty import (
+    ConformalReference,
+    UncertaintyMixin,
+    check_rules,
+    outside_range,
+)
 from ._validation import MULTICLASS_FORMS, check_real_n, check_scores, reject_none
 
 #: The uncertain flag's parameters, shared by both estimators.
@@ -285,7 +290,11 @@ class GaussianSoftmaxCalibrator(
         self._fit_encoded(z, y_index, weights, n_samples, self.classes_)
         # The calibrator has a scale and K - 1 offsets: its probabilities on the
         # data it was fitted on are nearly held-out ones.
-        self._fit_uncertainty(self._proba_of_validated(z), y_index, weights)
+        proba = self._proba_of_validated(z)
+        true_class = 1.0 - proba[np.arange(len(y_index)), y_index]
+        self._fit_uncertainty(
+            proba, y_index, weights, [ConformalReference(true_class, weights)]
+        )
         return self
 
     def _fit_encoded(self, z, y_index, weights, n_samples, classes):
@@ -350,10 +359,11 @@ class GaussianSoftmaxCalibrator(
         """predict_proba for scores the meta-estimator has already validated."""
         return link_proba(self._affine(z), self.n_samples_, self.link, self.multiclass)
 
-    def _proba_and_out_of_range(self, scores):
+    def _predictions(self, scores):
         check_is_fitted(self)
         z = self._validate_scores(scores, reset=False)
-        return self._proba_of_validated(z), outside_range(z, self.score_range_)
+        proba = self._proba_of_validated(z)
+        return proba, outside_range(z, self.score_range_), [proba]
 
     def predict_proba(self, scores) -> np.ndarray:
         """Probabilities of each class, bounded by ``n_samples_``.

@@ -41,7 +41,12 @@ from ._calibrator import (
 )
 from ._links import LINKS
 from ._persistence import VersionedStateMixin
-from ._uncertainty import UncertaintyMixin, check_rules, outside_range
+from ._uncertainty import (
+    ConformalReference,
+    UncertaintyMixin,
+    check_rules,
+    outside_range,
+)
 from ._validation import MULTICLASS_FORMS, check_scores
 
 
@@ -99,18 +104,24 @@ def _fit_pair(
 
 
 def _held_out(results, y_index, weights):
-    """Held-out probabilities of every sample that some fold held out (averaged
-    over its folds), with its label index and weight: what the uncertain flag
-    is fitted on. Each sample is scored by its own fold's pair, not by the
-    ensemble, which has seen it."""
+    """What the uncertain flag is fitted on, from each pair's held-out samples.
+
+    Returns the held-out probabilities of every sample some fold held out
+    (averaged over its folds), their label indices and weights, and one
+    conformal reference per pair: the nonconformity scores of the samples that
+    pair's estimator did not see, by that pair's own probabilities.
+    """
     n_classes = results[0][2].shape[1]
     total = np.zeros((len(y_index), n_classes))
     count = np.zeros(len(y_index))
+    references = []
     for _, test, proba in results:
         total[test] += proba
         count[test] += 1
+        true_class = 1.0 - proba[np.arange(len(test)), y_index[test]]
+        references.append(ConformalReference(true_class, weights[test]))
     held = count > 0
-    return total[held] / count[held, None], y_index[held], weights[held]
+    return total[held] / count[held, None], y_index[held], weights[held], references
 
 
 class GaussianSoftmaxClassifier(
@@ -504,19 +515,23 @@ class GaussianSoftmaxClassifier(
         held_out = calibrator._proba_of_validated(scores)
         return _CalibratedPair(estimator, calibrator), np.arange(len(y_index)), held_out
 
-    def _proba_and_out_of_range(self, X, *, with_range=True):
-        """Average probabilities of the pairs and, with ``with_range``, whether
-        any pair's scores of a sample leave its calibrator's ``score_range_``."""
+    def _predictions(self, X, *, with_range=True):
+        """Average probabilities of the pairs; with ``with_range`` also whether
+        any pair's scores of a sample leave its calibrator's ``score_range_``,
+        and each pair's own probabilities."""
         check_is_fitted(self)
-        proba, outside = None, None
+        per_pair, outside = [], None
         for pair in self.calibrated_classifiers_:
             pair_proba, scores = pair.proba_and_scores(X)
-            proba = pair_proba if proba is None else proba + pair_proba
+            per_pair.append(pair_proba)
             if with_range:
                 pair_outside = outside_range(scores, pair.calibrator.score_range_)
                 outside = pair_outside if outside is None else outside | pair_outside
-        proba /= len(self.calibrated_classifiers_)
-        return proba, outside
+        proba = per_pair[0].copy() if len(per_pair) > 1 else per_pair[0]
+        for pair_proba in per_pair[1:]:
+            proba += pair_proba
+        proba /= len(per_pair)
+        return proba, outside, per_pair
 
     def predict_proba(self, X) -> np.ndarray:
         """Probabilities of each class, bounded by ``n_samples_``.
@@ -531,7 +546,7 @@ class GaussianSoftmaxClassifier(
         proba : ndarray of shape (m, n_classes)
             The average over ``calibrated_classifiers_`` of their probabilities.
         """
-        return self._proba_and_out_of_range(X, with_range=False)[0]
+        return self._predictions(X, with_range=False)[0]
 
     def predict_log_proba(self, X) -> np.ndarray:
         """Logs of :meth:`predict_proba`.

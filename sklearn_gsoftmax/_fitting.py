@@ -31,6 +31,19 @@ _NEWTON_MAX_ITER = 100
 _LBFGS_MAX_ITER = 1000
 _GRADIENT_TOL = 1e-10
 _POLISH_DECREMENT = 1e-13
+# L-BFGS may stop on a failed line search with a tiny gradient still above
+# _GRADIENT_TOL. That happens in the flat far region of (nearly) separable
+# scores, where probabilities sit near their bounds and further steps change
+# them little; such a stop is taken as converged, a larger gradient is an error.
+_ACCEPTABLE_GRADIENT = 1e-4
+# Box of the multiclass parameters on standardised scores (unit RMS). Beyond it
+# every link is saturated: an offset of 50 is a probability ratio of e**50, a
+# scale of 1e4 turns a score difference of 1e-3 RMS into 10 logits. On
+# separable scores, where the likelihood keeps rising towards infinity, the box
+# (with the prior) puts the optimum at a finite, unique point that L-BFGS-B
+# reaches without wandering down an endless flat valley.
+_MAX_SCALE = 1e4
+_MAX_OFFSET = 50.0
 
 
 def affine_scores(z: np.ndarray, scale: float, intercept) -> np.ndarray:
@@ -153,6 +166,10 @@ def _damped_newton(evaluate, theta):
                 return theta, n_iter
         theta = candidate
         value, grad, hess = new
+    if np.max(np.abs(grad)) <= _ACCEPTABLE_GRADIENT:
+        # crept along the flat far region of separable scores (see
+        # _ACCEPTABLE_GRADIENT): as converged as it will get
+        return theta, _NEWTON_MAX_ITER
     raise RuntimeError(
         f"the calibrator's Newton iterations did not converge in {_NEWTON_MAX_ITER} "
         f"steps (gradient {np.max(np.abs(grad)):.3g}); the scores may be degenerate."
@@ -165,6 +182,19 @@ def _positive_definite(hess: np.ndarray) -> np.ndarray:
     if eigenvalues[0] >= floor:
         return hess
     return hess + (floor - eigenvalues[0]) * np.eye(hess.shape[0])
+
+
+def _projected_gradient(result, bounds) -> float:
+    """Largest gradient entry that a step could still follow: at a bound, a
+    slope pointing out of the box is the optimum, not a failure (at a = 0 the
+    scores carry no information)."""
+    projected = result.jac.copy()
+    for i, (low, high) in enumerate(bounds):
+        if (result.x[i] <= low and projected[i] > 0) or (
+            result.x[i] >= high and projected[i] < 0
+        ):
+            projected[i] = 0.0
+    return float(np.max(np.abs(projected)))
 
 
 def fit_multiclass(
@@ -193,28 +223,34 @@ def fit_multiclass(
         value = loss @ w + 0.5 * PRIOR_STRENGTH * theta @ theta
         return value, grad + PRIOR_STRENGTH * theta
 
-    theta0 = np.zeros(n_params)
-    theta0[0] = 1.0
-    result = minimize(
-        loss_grad,
-        theta0,
-        method="L-BFGS-B",
-        jac=True,
-        bounds=[(0.0, None)] + [(None, None)] * (n_params - 1),
-        options={
-            "maxiter": _LBFGS_MAX_ITER,
-            "gtol": _GRADIENT_TOL,
-            "ftol": 64 * np.finfo(float).eps,
-        },
-    )
-    # At the bound a = 0 (scores that carry no information) a positive slope
-    # is the optimum, not a failure: judge convergence by the projected gradient.
-    projected = result.jac.copy()
-    if result.x[0] <= 0.0 and projected[0] > 0.0:
-        projected[0] = 0.0
-    if not result.success and np.max(np.abs(projected)) > 1e-6:
+    theta = np.zeros(n_params)
+    theta[0] = 1.0
+    bounds = [(0.0, _MAX_SCALE)] + [(-_MAX_OFFSET, _MAX_OFFSET)] * (n_params - 1)
+    for _attempt in range(2):
+        result = minimize(
+            loss_grad,
+            theta,
+            method="L-BFGS-B",
+            jac=True,
+            bounds=bounds,
+            options={
+                "maxiter": _LBFGS_MAX_ITER,
+                "gtol": _GRADIENT_TOL,
+                "ftol": 64 * np.finfo(float).eps,
+            },
+        )
+        if (
+            result.success
+            or _projected_gradient(result, bounds) <= _ACCEPTABLE_GRADIENT
+        ):
+            break
+        # A failed line search (typical of the flat far region of separable
+        # scores) often clears when L-BFGS restarts from where it stopped.
+        theta = result.x
+    else:
         raise RuntimeError(
-            f"the calibrator's L-BFGS fit did not converge: {result.message}"
+            f"the calibrator's L-BFGS fit did not converge: {result.message} "
+            f"(projected gradient {_projected_gradient(result, bounds):.3g})"
         )
     intercept = np.zeros(k)
     if fit_intercept:

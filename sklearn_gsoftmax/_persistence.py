@@ -25,6 +25,7 @@ TRUSTED_TYPES = [
     "sklearn_gsoftmax._calibrator.GaussianSoftmaxCalibrator",
     "sklearn_gsoftmax._classifier.GaussianSoftmaxClassifier",
     "sklearn_gsoftmax._classifier._CalibratedPair",
+    "sklearn_gsoftmax._uncertainty.ConformalReference",
 ]
 
 
@@ -56,7 +57,9 @@ class VersionedStateMixin:
                 f"formats up to {STATE_FORMAT}. Upgrade sklearn-gsoftmax to load it, "
                 "or refit the model."
             )
-        fitted = "classes_" in state
+        # Only an older layout is checked: a state of the current format comes
+        # from this version, possibly mid-fit (deep copies while routing).
+        fitted = "classes_" in state and state_format < STATE_FORMAT
         missing = [a for a in self._required_fitted_attributes if a not in state]
         if fitted and missing:
             raise ValueError(

@@ -128,33 +128,52 @@ def select_threshold(confidence, correct, weights, target_accuracy):
     return float(thresholds[last]), float(coverage[last]), float(accuracy[last])
 
 
-def conformal_quantile(scores, weights, alpha: float) -> float:
-    """Split-conformal quantile of nonconformity ``scores`` for level
-    ``1 - alpha``: the ``ceil((W + 1)(1 - alpha))``-th smallest score counted in
-    weight units (``W`` the total weight; with unit weights the usual
-    ``ceil((n + 1)(1 - alpha))``-th order statistic). ``inf`` when that rank
-    exceeds ``W``: too few calibration samples for that level, so every class
-    stays in the set.
+class ConformalReference:
+    """Held-out nonconformity scores ``1 - p_true`` of one model, sorted, with
+    their cumulative weights: what a new sample's score is ranked against."""
+
+    def __init__(self, scores: np.ndarray, weights: np.ndarray):
+        order = np.argsort(scores, kind="stable")
+        self.scores = scores[order]
+        self.cumulative = np.concatenate([[0.0], np.cumsum(weights[order])])
+
+    def weight_at_or_above(self, test_scores: np.ndarray) -> np.ndarray:
+        """Total weight of the reference scores >= each test score."""
+        below = np.searchsorted(self.scores, test_scores, side="left")
+        return self.cumulative[-1] - self.cumulative[below]
+
+
+def conformal_sets(references, probabilities, alpha: float) -> np.ndarray:
+    """Cross-conformal prediction sets.
+
+    ``references[j]`` holds the held-out scores of the samples that model ``j``
+    did not see, ``probabilities[j]`` model ``j``'s probabilities of the new
+    samples. Class ``k`` enters a sample's set when its conformal p-value
+
+        (1 + sum_j weight{i in j : s_i >= 1 - p_jk(x)}) / (W + 1)
+
+    exceeds ``alpha`` (``W`` the total reference weight): each new score is
+    ranked against the scores of the same model, so that both sides are equally
+    sharp. With one model this is split-conformal prediction: the set of classes
+    with ``1 - p_k <= q``, ``q`` the ``ceil((n + 1)(1 - alpha))``-th smallest
+    reference score; with one model per fold it is cross-conformal prediction.
     """
-    total = float(weights.sum())
-    level = (1.0 - alpha) * (total + 1.0)
-    if level > total:
-        return np.inf
-    if np.all(weights == 1.0):
-        rank = int(np.ceil(level - 1e-9))
-        return float(np.partition(scores, rank - 1)[rank - 1])
-    order = np.argsort(scores, kind="stable")
-    position = np.searchsorted(np.cumsum(weights[order]), level - 1e-9, side="left")
-    return float(scores[order][position])
+    total = sum(reference.cumulative[-1] for reference in references)
+    count = np.ones(probabilities[0].shape)
+    for reference, proba in zip(references, probabilities):
+        count += reference.weight_at_or_above(1.0 - proba)
+    return count / (total + 1.0) > alpha
 
 
 class UncertaintyMixin:
     """``predict_uncertain``, ``predict_set`` and ``predict_frame`` for an
-    estimator that implements ``_proba_and_out_of_range(X)`` and calls
+    estimator that implements ``_predictions(X)`` (returning the probabilities,
+    the out-of-range mask and each model's own probabilities) and calls
     ``_fit_uncertainty`` at the end of ``fit``."""
 
-    def _fit_uncertainty(self, proba, y_index, weights):
-        """Learn the threshold and conformity scores from held-out predictions."""
+    def _fit_uncertainty(self, proba, y_index, weights, references):
+        """Learn the threshold from held-out predictions; keep the conformal
+        references (one per model, in the order of ``_predictions``)."""
         self._uncertainty_rules = check_rules(self.uncertainty_rules)
         confidence = proba.max(axis=1)
         correct = _is_correct(proba, y_index)
@@ -176,16 +195,10 @@ class UncertaintyMixin:
         self.coverage_ = coverage
         self.accepted_accuracy_ = accuracy
         self.conformity_scores_ = 1.0 - proba[np.arange(len(y_index)), y_index]
-        self._conformity_weights = weights
-
-    def _conformal_sets(self, proba, alpha):
-        quantile = conformal_quantile(
-            self.conformity_scores_, self._conformity_weights, alpha
-        )
-        return proba >= 1.0 - quantile
+        self._conformal_references = references
 
     def _rule_masks(self, X) -> tuple[np.ndarray, dict]:
-        proba, out_of_range = self._proba_and_out_of_range(X)
+        proba, out_of_range, per_model = self._predictions(X)
         masks = {}
         for rule in self._uncertainty_rules:
             if rule == "low_confidence":
@@ -196,7 +209,9 @@ class UncertaintyMixin:
             elif rule == "out_of_range":
                 masks[rule] = out_of_range
             else:
-                sets = self._conformal_sets(proba, self.conformal_alpha)
+                sets = conformal_sets(
+                    self._conformal_references, per_model, self.conformal_alpha
+                )
                 masks[rule] = sets.sum(axis=1) != 1
         return proba, masks
 
@@ -222,13 +237,16 @@ class UncertaintyMixin:
     def predict_set(self, X, alpha=None) -> np.ndarray:
         """Conformal prediction sets with ``1 - alpha`` marginal coverage.
 
-        A class is in the set when its probability is at least ``1 - q``, ``q``
-        the split-conformal quantile of the held-out nonconformity scores
-        ``1 - p_true`` (see ``conformity_scores_``). For exchangeable data the
-        true class is in the set for a share of at least ``1 - alpha`` of samples
-        on average over calibration sets (with cross-validated scores the
-        guarantee is approximate); it says nothing about any single sample, nor
-        about shifted data.
+        A class enters the set when its nonconformity ``1 - p_k`` is not among
+        the ``alpha`` largest of the held-out ones (``conformity_scores_``),
+        each new score ranked against the scores of the model that produced it:
+        split-conformal prediction for a single model (the calibrator, or
+        ``ensemble=False``), cross-conformal prediction with one model per fold.
+        For exchangeable data the true class is in the set for a share of about
+        ``1 - alpha`` of the samples on average (exactly at least ``1 - alpha``
+        for split-conformal with held-out scores; cross-conformal carries a
+        weaker formal guarantee but covers about as well in practice). It says
+        nothing about any single sample, nor about shifted data.
 
         Parameters
         ----------
@@ -243,8 +261,8 @@ class UncertaintyMixin:
             ``sets[i, k]`` is True when ``classes_[k]`` is in sample ``i``'s set.
         """
         alpha = check_alpha(self.conformal_alpha if alpha is None else alpha)
-        proba, _ = self._proba_and_out_of_range(X)
-        return self._conformal_sets(proba, alpha)
+        _, _, per_model = self._predictions(X)
+        return conformal_sets(self._conformal_references, per_model, alpha)
 
     def predict_frame(self, X):
         """A table of predictions to act on or to route to a person.

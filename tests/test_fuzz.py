@@ -16,7 +16,10 @@ from sklearn.naive_bayes import GaussianNB
 
 from sklearn_gsoftmax import GaussianSoftmaxCalibrator, GaussianSoftmaxClassifier
 
-EXTREMES = st.sampled_from([np.inf, -np.inf, 1e308, -1e308, 0.0, 1e-300])
+# the largest magnitudes float32 holds (1e308 is in the catalogue of
+# test_bad_input.py for float64)
+_BIG, _TINY = float(np.float32(3e38)), float(np.float32(1e-30))
+EXTREMES = st.sampled_from([np.inf, -np.inf, _BIG, -_BIG, 0.0, _TINY])
 
 
 def _strict_warnings():
