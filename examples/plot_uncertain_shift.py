@@ -107,7 +107,7 @@ for name, fitted in [("gaussian softmax", model), ("sklearn sigmoid", sigmoid)]:
         y_shifted, proba, labels=fitted.classes_
     )
     area = risk_coverage_auc(y_shifted, proba, labels=fitted.classes_)
-    ax_curve.step(coverage, accuracy, where="post", label=f"{name} (area {area:.3f})")
+    ax_curve.step(coverage, accuracy, where="pre", label=f"{name} (area {area:.3f})")
 ax_curve.set(xlabel="coverage (share accepted)", ylabel="accuracy of accepted")
 ax_curve.set_title("shifted data")
 ax_curve.legend()

@@ -8,9 +8,11 @@ from ._links import (
     linear_softmax,
     linear_softmax_nll_grad,
 )
+from ._persistence import TRUSTED_TYPES
 from ._version import __version__
 
 __all__ = [
+    "TRUSTED_TYPES",
     "GaussianSoftmaxCalibrator",
     "GaussianSoftmaxClassifier",
     "__version__",

@@ -107,7 +107,8 @@ class GaussianSoftmaxCalibrator(
     uncertainty_threshold : float in (0, 1) or "auto", default="auto"
         ``low_confidence`` flags a top-class probability below it. ``"auto"``
         picks the smallest threshold whose accepted predictions on the fitted
-        scores reach ``target_accuracy``.
+        scores reach ``target_accuracy``; that is a held-out choice when the
+        scores are (as they should be) out-of-fold scores of the classifier.
     target_accuracy : float in (0, 1), default=0.95
         The accuracy the accepted predictions should reach, for
         ``uncertainty_threshold="auto"``.

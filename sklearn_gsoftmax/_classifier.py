@@ -239,7 +239,8 @@ class GaussianSoftmaxClassifier(
 
     **The uncertain flag.** ``low_confidence`` catches predictions the model
     itself rates unlikely; ``ambiguous`` catches close calls between the top two
-    classes; ``out_of_range`` catches scores beyond those any calibrator saw in
+    classes; ``out_of_range`` catches samples whose scores, for at least one
+    (estimator, calibrator) pair, leave the range that pair's calibrator saw in
     fit: novelty rather than error (far-out scores are mostly confident and
     right), so it is off by default and serves data collection; ``conformal``
     catches samples whose conformal prediction set is not a single class. With
@@ -248,8 +249,10 @@ class GaussianSoftmaxClassifier(
     data of the same distribution they reach it approximately (a threshold
     chosen on finite data lands a little below its target about half the time),
     and on shifted data there is no guarantee. Every held-out probability comes
-    from a model that did not see the sample (with ``ensemble=True``, its own
-    fold's pair), which keeps the threshold and the conformal sets honest.
+    from a classifier that did not see the sample (with ``ensemble=True``, its
+    own fold's pair; the calibrator's few parameters are fitted on it), and a
+    new sample's conformal score is ranked against the held-out scores of the
+    same pair (cross-conformal prediction).
 
     Scores are taken from ``decision_function`` where the estimator has it, else
     from ``log(predict_proba)``: exact zero probabilities become ``-inf`` scores,

@@ -1,8 +1,12 @@
-"""Metrics for bounded probabilities: the whole log-loss and its worst case.
+"""Metrics for bounded probabilities and for knowing when not to trust them.
 
 The mean log-loss hides what bounded probabilities are for: a single confident
-mistake. These functions report the per-sample loss, its maximum and the smallest
-probability a model gave, next to the usual log-loss and Brier score.
+mistake. :func:`probability_report` and :func:`sample_log_loss` report the
+per-sample loss, its maximum and the smallest probability a model gave, next to
+the usual log-loss and Brier score. :func:`risk_coverage_curve` and
+:func:`risk_coverage_auc` measure how well a model's confidence ranks its
+errors last: the accuracy of what a confidence threshold accepts, against the
+share it accepts.
 """
 
 from __future__ import annotations
@@ -164,8 +168,10 @@ def risk_coverage_curve(y_true, y_prob, *, labels=None):
 def risk_coverage_auc(y_true, y_prob, *, labels=None) -> float:
     """Area under the accuracy-coverage curve of :func:`risk_coverage_curve`.
 
-    The curve is taken as a step function of the coverage (each point holds
-    until the next), so the area is the average, over acceptance levels, of
+    The curve is taken as a step function of the coverage (each point's
+    accuracy holds over the interval of coverage that ends at it, as
+    ``matplotlib``'s ``step(where="pre")`` draws it), so the area is the
+    average, over acceptance levels, of
     the accuracy of what is accepted: near 1 when the errors are ranked last, about
     the plain accuracy for a ranking that carries no information, and lower for
     one that ranks errors first.

@@ -10,8 +10,12 @@ from sklearn.datasets import make_classification
 from sklearn.linear_model import LogisticRegression
 from sklearn.naive_bayes import GaussianNB
 
-from sklearn_gsoftmax import GaussianSoftmaxCalibrator, GaussianSoftmaxClassifier
-from sklearn_gsoftmax._persistence import STATE_FORMAT, TRUSTED_TYPES
+from sklearn_gsoftmax import (
+    TRUSTED_TYPES,
+    GaussianSoftmaxCalibrator,
+    GaussianSoftmaxClassifier,
+)
+from sklearn_gsoftmax._persistence import STATE_FORMAT
 
 X, Y = make_classification(
     n_samples=400, n_features=6, n_informative=4, n_classes=3, random_state=0
