@@ -6,7 +6,10 @@ import time
 
 def interleaved_medians(functions: dict, repeat: int) -> dict:
     """Median seconds of each function over ``repeat`` rounds; every round runs
-    them all in turn, so that load on a shared machine hits each side alike."""
+    them all in turn, so that load on a shared machine hits each side alike.
+    One untimed round first warms caches and the allocator for every side."""
+    for function in functions.values():
+        function()
     times = {name: [] for name in functions}
     for _ in range(repeat):
         for name, function in functions.items():

@@ -60,7 +60,7 @@ def main(argv=None):
                 link="softmax"
             ).fit(scores, labels),
         },
-        max(3, args.repeat // 2),
+        args.repeat,
     )
     print_ratios("fit on 10^6 binary scores", fits, "sklearn sigmoid calibration")
     print_target(

@@ -271,8 +271,10 @@ class GaussianSoftmaxCalibrator(
             raise ValueError(
                 f"scores and y have different lengths: {z.shape[0]} and {y.shape[0]}."
             )
-        check_classification_targets(y)
         self.classes_ = np.unique(y)
+        # the target type is a property of the distinct labels: checking them
+        # instead of y saves a pass over 10^6 labels
+        check_classification_targets(self.classes_)
         n_classes = len(self.classes_)
         if n_classes < 2:
             raise ValueError(

@@ -30,7 +30,7 @@ PRIOR_STRENGTH = 1e-9
 _NEWTON_MAX_ITER = 100
 _LBFGS_MAX_ITER = 1000
 _GRADIENT_TOL = 1e-10
-_POLISH_DECREMENT = 1e-13
+_POLISH_DECREMENT = 1e-10
 # L-BFGS may stop on a failed line search with a tiny gradient still above
 # _GRADIENT_TOL. That happens in the flat far region of (nearly) separable
 # scores, where probabilities sit near their bounds and further steps change
@@ -116,10 +116,12 @@ def fit_binary(s, y, weights, n, link: str, fit_intercept: bool) -> FitResult:
     n_params = 2 if fit_intercept else 1
     theta = np.zeros(n_params)
 
+    buffers = [np.empty_like(s_std) for _ in range(5)]
+
     def evaluate(theta):
         b = theta[1] if fit_intercept else 0.0
         u = affine_scores(s_std, theta[0], b)
-        loss, d1, d2 = binary_nll_derivatives(u, sign, n, link)
+        loss, d1, d2 = binary_nll_derivatives(u, sign, n, link, buffers)
         value = loss @ w + 0.5 * PRIOR_STRENGTH * theta @ theta
         grad = np.empty(n_params)
         grad[0] = d1 @ w_s

@@ -242,14 +242,17 @@ def link_proba(z: np.ndarray, n, link: str, multiclass: str, *, log: bool = Fals
 # log-likelihood and its derivatives with respect to the scores.
 
 
-def binary_nll_derivatives(u: np.ndarray, sign: np.ndarray, n, link: str):
+def binary_nll_derivatives(u: np.ndarray, sign: np.ndarray, n, link: str, buffers=None):
     """Per-row ``-ln p_y`` of binary margins ``u`` and its first two derivatives.
 
     ``sign`` is +1.0 where the label is the second class and -1.0 where it is the
     first. Returns ``(loss, d1, d2)``, each of shape ``(m,)``; the derivatives are
     with respect to ``u``. At an infinite margin both derivatives are exactly 0 for
-    the saturating links. This is the inner loop of the binary fit, hence the
-    in-place arithmetic.
+    the saturating links.
+
+    This is the inner loop of the binary fit: ``buffers``, five arrays shaped
+    like ``u`` that the caller reuses between calls (the results live in three
+    of them), spare the allocation of fresh pages at every Newton step.
     """
     if link == "linear":
         shrink = 1.0 - 2.0 / n
@@ -272,23 +275,27 @@ def binary_nll_derivatives(u: np.ndarray, sign: np.ndarray, n, link: str):
     if big_l == 0.0:
         zeros = np.zeros_like(u)
         return np.full_like(u, math.log(2.0)), zeros, zeros
+    if buffers is None:
+        buffers = [np.empty_like(u) for _ in range(5)]
+    tau, miss, loss, p_y, d1 = buffers
     with np.errstate(over="ignore"):
-        tau = np.divide(u, big_l)
+        np.divide(u, big_l, out=tau)
     np.tanh(tau, out=tau)
     # The signed logit lies in [-L, L], so exp cannot overflow for any n < 1e300.
-    e = sign * tau
-    e *= -big_l
-    np.exp(e, out=e)
-    loss = np.log1p(e)
-    p_y = 1.0 + e
+    np.multiply(sign, tau, out=miss)
+    miss *= -big_l
+    np.exp(miss, out=miss)  # exp(-signed logit)
+    np.log1p(miss, out=loss)
+    np.add(miss, 1.0, out=p_y)
     np.reciprocal(p_y, out=p_y)
-    miss = e
     miss *= p_y  # 1 - p_y, computed from exp(-logit) without cancellation
-    slope = 1.0 - tau * tau
-    miss *= slope
-    d1 = -sign * miss
+    np.multiply(tau, tau, out=d1)
+    np.subtract(1.0, d1, out=d1)  # the slope 1 - tau**2
+    miss *= d1
+    p_y *= d1
+    np.multiply(sign, miss, out=d1)
+    np.negative(d1, out=d1)
     # d2 = p1 p0 slope^2 + (p1 - y) f'', with f'' = -2 tau slope / L.
-    p_y *= slope
     tau *= sign
     tau *= 2.0 / big_l
     p_y += tau

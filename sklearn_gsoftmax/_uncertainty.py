@@ -88,11 +88,17 @@ def accepted_accuracy_curve(confidence, correct, weights):
     coverage, accuracy)``: accepting every prediction with confidence >=
     threshold covers that share of the (weighted) samples with that accuracy.
     """
-    order = np.argsort(-confidence, kind="stable")
+    # the order within ties does not matter (ties are accepted together), so
+    # the fast unstable sort will do
+    order = np.argsort(-confidence)
     sorted_confidence = confidence[order]
-    sorted_weights = weights[order]
-    accepted_weight = np.cumsum(sorted_weights)
-    accepted_correct = np.cumsum(sorted_weights * correct[order])
+    if np.all(weights == 1.0):
+        accepted_weight = np.arange(1.0, len(order) + 1.0)
+        accepted_correct = np.cumsum(correct[order], dtype=np.float64)
+    else:
+        sorted_weights = weights[order]
+        accepted_weight = np.cumsum(sorted_weights)
+        accepted_correct = np.cumsum(sorted_weights * correct[order])
     end_of_tie = np.append(sorted_confidence[1:] != sorted_confidence[:-1], True)
     end_of_tie &= accepted_weight > 0
     accepted_weight = accepted_weight[end_of_tie]
@@ -133,7 +139,13 @@ class ConformalReference:
     their cumulative weights: what a new sample's score is ranked against."""
 
     def __init__(self, scores: np.ndarray, weights: np.ndarray):
-        order = np.argsort(scores, kind="stable")
+        # the weight below a score does not depend on the order within ties,
+        # so the fast unstable sort will do
+        if np.all(weights == 1.0):
+            self.scores = np.sort(scores)
+            self.cumulative = np.arange(len(scores) + 1, dtype=np.float64)
+            return
+        order = np.argsort(scores)
         self.scores = scores[order]
         self.cumulative = np.concatenate([[0.0], np.cumsum(weights[order])])
 
