@@ -47,7 +47,9 @@ class ShiftedSplit:
 
 
 def report_table(models: dict, split: ShiftedSplit) -> pd.DataFrame:
-    """One row per fitted model: its probability report on both test sets."""
+    """One row per fitted model: its probability report on both test sets and,
+    for models with an uncertain flag, the share of predictions it flags
+    (``flagged``) and the share of its errors that it flags (``errors_flagged``)."""
     rows = {}
     for label, model in models.items():
         row = {}
@@ -55,9 +57,15 @@ def report_table(models: dict, split: ShiftedSplit) -> pd.DataFrame:
             ("test", split.X_test, split.y_test),
             ("shifted", split.X_shifted, split.y_shifted),
         ):
-            report = probability_report(
-                y, model.predict_proba(X), labels=model.classes_
-            )
+            proba = model.predict_proba(X)
+            report = probability_report(y, proba, labels=model.classes_)
+            if hasattr(model, "predict_uncertain"):
+                flagged = model.predict_uncertain(X)
+                errors = model.classes_[proba.argmax(axis=1)] != y
+                report["flagged"] = float(flagged.mean())
+                report["errors_flagged"] = float(
+                    (flagged & errors).sum() / max(errors.sum(), 1)
+                )
             row.update({(part, key): value for key, value in report.items()})
         rows[label] = row
     table = pd.DataFrame.from_dict(rows, orient="index")

@@ -30,6 +30,7 @@ def test_main_job_prints_both_test_sets(dataset):
     assert "in-distribution test set:" in out and "shifted test set:" in out
     for column in ("log_loss", "brier", "max_log_loss", "min_proba"):
         assert len(re.findall(rf"\b{column}\b", out)) == 2
+    assert len(re.findall(r"\berrors_flagged\b", out)) == 3  # 2 tables, 1 legend
     for row in (
         "uncalibrated",
         "sklearn sigmoid",
