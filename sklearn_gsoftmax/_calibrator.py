@@ -346,9 +346,9 @@ class GaussianSoftmaxCalibrator(
         self.n_iter_ = result.n_iter
         return self
 
-    def _calibrated_scores(self, scores) -> np.ndarray:
+    def _validated(self, scores) -> np.ndarray:
         check_is_fitted(self)
-        return self._affine(self._validate_scores(scores, reset=False))
+        return self._validate_scores(scores, reset=False)
 
     def _affine(self, z: np.ndarray) -> np.ndarray:
         # Python floats and a cast intercept keep float32 scores float32 (a
@@ -358,13 +358,14 @@ class GaussianSoftmaxCalibrator(
             return affine_scores(z, scale, float(self.intercept_[1]))
         return affine_scores(z, scale, self.intercept_.astype(z.dtype))
 
-    def _proba_of_validated(self, z: np.ndarray) -> np.ndarray:
-        """predict_proba for scores the meta-estimator has already validated."""
-        return link_proba(self._affine(z), self.n_samples_, self.link, self.multiclass)
+    def _proba_of_validated(self, z: np.ndarray, *, log: bool = False) -> np.ndarray:
+        """predict_proba (or its log) for scores already validated."""
+        return link_proba(
+            self._affine(z), self.n_samples_, self.link, self.multiclass, log=log
+        )
 
     def _predictions(self, scores):
-        check_is_fitted(self)
-        z = self._validate_scores(scores, reset=False)
+        z = self._validated(scores)
         proba = self._proba_of_validated(z)
         return proba, outside_range(z, self.score_range_), [proba]
 
@@ -381,8 +382,7 @@ class GaussianSoftmaxCalibrator(
         proba : ndarray of shape (m, n_classes)
             Rows sum to 1; float32 for float32 scores.
         """
-        u = self._calibrated_scores(scores)
-        return link_proba(u, self.n_samples_, self.link, self.multiclass)
+        return self._proba_of_validated(self._validated(scores))
 
     def predict_log_proba(self, scores) -> np.ndarray:
         """Log-probabilities of each class, computed without rounding to ``p``.
@@ -397,8 +397,7 @@ class GaussianSoftmaxCalibrator(
         log_proba : ndarray of shape (m, n_classes)
             The logs of :meth:`predict_proba`.
         """
-        u = self._calibrated_scores(scores)
-        return link_proba(u, self.n_samples_, self.link, self.multiclass, log=True)
+        return self._proba_of_validated(self._validated(scores), log=True)
 
     def predict(self, scores) -> np.ndarray:
         """The most probable class of each row.

@@ -82,9 +82,9 @@ class _CalibratedPair:
         self.estimator = estimator
         self.calibrator = calibrator
 
-    def proba_and_scores(self, X):
+    def proba_and_scores(self, X, *, log=False):
         scores = decision_scores(self.estimator, X, self.calibrator.classes_)
-        return self.calibrator._proba_of_validated(scores), scores
+        return self.calibrator._proba_of_validated(scores, log=log), scores
 
 
 def _fit_pair(
@@ -437,15 +437,17 @@ class GaussianSoftmaxClassifier(
         return self
 
     def _encode(self, y):
-        position = np.clip(np.searchsorted(self.classes_, y), 0, len(self.classes_) - 1)
-        unseen = self.classes_[position] != y
-        if np.any(unseen):
+        # membership first: labels of another type than classes_ (strings for
+        # a model fitted on integers) cannot even be sorted against them
+        known = set(self.classes_.tolist())
+        unseen = [label for label in np.unique(y).tolist() if label not in known]
+        if unseen:
             raise ValueError(
-                f"y holds labels {np.unique(y[unseen]).tolist()} that the prefit "
-                f"estimator does not know (its classes_ are "
-                f"{self.classes_.tolist()}); calibrate on data of those classes only."
+                f"y holds labels {unseen} that the prefit estimator does not know "
+                f"(its classes_ are {self.classes_.tolist()}); calibrate on data of "
+                "those classes only."
             )
-        return position
+        return np.searchsorted(self.classes_, y)
 
     def _route(self, estimator, sample_weight, fit_params):
         if _routing_enabled():
@@ -562,9 +564,18 @@ class GaussianSoftmaxClassifier(
         Returns
         -------
         log_proba : ndarray of shape (m, n_classes)
-            Finite: the probabilities are bounded away from 0.
+            Computed in log space from each pair's log-probabilities, so that it
+            keeps its precision near 0 and 1; finite for the bounded links.
         """
-        return np.log(self.predict_proba(X))
+        check_is_fitted(self)
+        logs = [
+            pair.proba_and_scores(X, log=True)[0]
+            for pair in self.calibrated_classifiers_
+        ]
+        if len(logs) == 1:
+            return logs[0]
+        # the log of the average of the pairs' probabilities
+        return np.logaddexp.reduce(np.stack(logs), axis=0) - np.log(len(logs))
 
     def predict(self, X) -> np.ndarray:
         """The most probable class of each sample.

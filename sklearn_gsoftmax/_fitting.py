@@ -5,17 +5,18 @@ Hessian: a handful of passes over the data, which is what makes a fit on 10^6
 scores as fast as scikit-learn's sigmoid calibration. ``K >= 3`` classes use
 L-BFGS-B with the analytic gradient of ``_links``.
 
-The scores are divided by their root mean square before fitting, so that the
-parameters and the prior below do not depend on the units of the scores; the
-fitted scale is converted back at the end.
+The scores are divided by a robust scale (their median absolute deviation)
+before fitting, so that the parameters and the prior below do not depend on the
+units of the scores; the fitted scale is converted back at the end.
 """
 
 from __future__ import annotations
 
-import math
+import warnings
 
 import numpy as np
 from scipy.optimize import minimize
+from sklearn.exceptions import ConvergenceWarning
 
 from ._links import binary_nll_derivatives, multiclass_nll_grad
 
@@ -36,7 +37,7 @@ _POLISH_DECREMENT = 1e-10
 # scores, where probabilities sit near their bounds and further steps change
 # them little; such a stop is taken as converged, a larger gradient is an error.
 _ACCEPTABLE_GRADIENT = 1e-4
-# Box of the multiclass parameters on standardised scores (unit RMS). Beyond it
+# Box of the parameters on standardised scores (unit scale). Beyond it
 # every link is saturated: an offset of 50 is a probability ratio of e**50, a
 # scale of 1e4 turns a score difference of 1e-3 RMS into 10 logits. On
 # separable scores, where the likelihood keeps rising towards infinity, the box
@@ -79,14 +80,54 @@ def _finite_copy(z: np.ndarray) -> np.ndarray:
     return np.where(finite, z, 0.0)
 
 
-def _root_mean_square(z_finite: np.ndarray, w: np.ndarray) -> float:
-    """Weighted RMS of the scores (``w`` sums to 1), so that a weight of k acts
-    as k repeated rows here too."""
-    squares = np.square(z_finite)
-    if squares.ndim == 2:
-        squares = squares.mean(axis=1)
-    rms = math.sqrt(float(squares @ w))
-    return rms if rms > 0.0 else 1.0
+def _weighted_quantiles(values: np.ndarray, w: np.ndarray, levels) -> np.ndarray:
+    """Lower weighted quantiles: the first value whose cumulative weight reaches
+    ``level`` times the total. With frequency weights they equal the quantiles
+    of the rows repeated (a weight of k acts as k repeated rows here too)."""
+    levels = np.asarray(levels, dtype=float)
+    if np.all(w == w[0]):
+        ranks = np.clip(np.ceil(levels * len(values)).astype(int) - 1, 0, None)
+        return np.partition(values, ranks)[ranks]
+    order = np.argsort(values)
+    cumulative = np.cumsum(w[order])
+    ranks = np.searchsorted(cumulative, levels * cumulative[-1])
+    return values[order][np.minimum(ranks, len(values) - 1)]
+
+
+def _score_unit(values: np.ndarray, w: np.ndarray) -> float:
+    """A robust scale of the scores: their mean absolute deviation from the
+    median, after clipping them to their 5th and 95th percentiles.
+
+    The fit divides the scores by it, so that the parameters, the prior and the
+    box do not depend on the units of the scores. Robustness matters: a root
+    mean square is inflated by one outlier, which makes the right standardised
+    scale huge and hands the fit to the prior (one score of 1e8 among normal
+    ones flattened every probability to 1/2). A median absolute deviation in
+    turn collapses on scores that sit in a few clusters. Clipping to the 5-95 %
+    range keeps both problems out unless 90 % of the scores are equal.
+    """
+    low, median, high = _weighted_quantiles(values, w, [0.05, 0.5, 0.95])
+    with np.errstate(over="ignore", invalid="ignore"):
+        unit = float(np.abs(np.clip(values, low, high) - median) @ w) / float(w.sum())
+        if not 0.0 < unit < np.inf:
+            # 90 % of the scores are equal: the plain mean absolute deviation
+            unit = float(np.abs(values - median) @ w) / float(w.sum())
+    return unit if 0.0 < unit < np.inf else 1.0
+
+
+def _standardise(z: np.ndarray, unit: float) -> np.ndarray:
+    """``z / unit``, with scores beyond 1e100 units made infinite.
+
+    Such a score is saturated at any scale a fit can reach (|a| > 1e-90), so it
+    is a bound like an infinite one; kept finite, its square in the Hessian
+    would overflow and meet a zero derivative as ``inf * 0``.
+    """
+    with np.errstate(over="ignore"):
+        z_std = z / unit
+    huge = np.abs(z_std) > 1e100
+    if huge.any():
+        z_std[huge] = np.copysign(np.inf, z_std[huge])
+    return z_std
 
 
 class FitResult:
@@ -105,10 +146,9 @@ def fit_binary(s, y, weights, n, link: str, fit_intercept: bool) -> FitResult:
     negative log-likelihood plus the prior.
     """
     w = weights / weights.sum()
-    s_finite = _finite_copy(s)
-    unit = _root_mean_square(s_finite, w)
-    s_std = s / unit
-    s_std_finite = s_finite / unit
+    unit = _score_unit(_finite_copy(s), w)
+    s_std = _standardise(s, unit)
+    s_std_finite = _finite_copy(s_std)
     # Precomputed products: each Newton pass is then one kernel call and dots.
     w_s = w * s_std_finite
     w_ss = w_s * s_std_finite
@@ -135,31 +175,43 @@ def fit_binary(s, y, weights, n, link: str, fit_intercept: bool) -> FitResult:
         hess[np.diag_indices(n_params)] += PRIOR_STRENGTH
         return value, grad, hess
 
-    theta, n_iter = _damped_newton(evaluate, theta)
+    bounds = [(-_MAX_SCALE, _MAX_SCALE)] + [(-_MAX_OFFSET, _MAX_OFFSET)] * (
+        n_params - 1
+    )
+    theta, n_iter = _damped_newton(evaluate, theta, bounds)
     intercept = np.array([0.0, theta[1] if fit_intercept else 0.0])
     return FitResult(theta[0] / unit, intercept, n_iter)
 
 
-def _damped_newton(evaluate, theta):
-    """Minimise with Newton steps, a backtracking line search and a shifted
-    Hessian where it is not positive definite (the saturating links' loss is
-    not convex far from the optimum)."""
+def _damped_newton(evaluate, theta, bounds):
+    """Minimise within a box with projected Newton steps, a backtracking line
+    search and a shifted Hessian where it is not positive definite (the
+    saturating links' loss is not convex far from the optimum).
+
+    A parameter at a bound whose gradient points out of the box is held there;
+    the Newton step is solved for the others.
+    """
+    low, high = np.array(bounds, dtype=float).T
     value, grad, hess = evaluate(theta)
     for n_iter in range(1, _NEWTON_MAX_ITER + 1):
-        if np.max(np.abs(grad)) <= _GRADIENT_TOL:
+        held = ((theta <= low) & (grad > 0)) | ((theta >= high) & (grad < 0))
+        free = ~held
+        if not free.any() or np.max(np.abs(grad[free])) <= _GRADIENT_TOL:
             return theta, n_iter - 1
-        step = -np.linalg.solve(_positive_definite(hess), grad)
+        step = np.zeros_like(theta)
+        hess_free = _positive_definite(hess[np.ix_(free, free)])
+        step[free] = -np.linalg.solve(hess_free, grad[free])
         slope = grad @ step
         if -slope <= _POLISH_DECREMENT * abs(value):
             # The predicted decrease is at the rounding level of the loss, so a
             # line search cannot tell better from worse: take the Newton step,
             # which in this quadratic region lands on the optimum.
-            return theta + step, n_iter
+            return np.clip(theta + step, low, high), n_iter
         t = 1.0
         while True:
-            candidate = theta + t * step
+            candidate = np.clip(theta + t * step, low, high)
             new = evaluate(candidate)
-            if new[0] <= value + 1e-4 * t * slope:
+            if new[0] <= value + 1e-4 * (grad @ (candidate - theta)):
                 break
             t *= 0.5
             if t < 1e-10:
@@ -168,13 +220,34 @@ def _damped_newton(evaluate, theta):
                 return theta, n_iter
         theta = candidate
         value, grad, hess = new
-    if np.max(np.abs(grad)) <= _ACCEPTABLE_GRADIENT:
+    held = ((theta <= low) & (grad > 0)) | ((theta >= high) & (grad < 0))
+    if np.max(np.abs(grad[~held]), initial=0.0) <= _ACCEPTABLE_GRADIENT:
         # crept along the flat far region of separable scores (see
         # _ACCEPTABLE_GRADIENT): as converged as it will get
         return theta, _NEWTON_MAX_ITER
-    raise RuntimeError(
-        f"the calibrator's Newton iterations did not converge in {_NEWTON_MAX_ITER} "
-        f"steps (gradient {np.max(np.abs(grad)):.3g}); the scores may be degenerate."
+    _not_converged(
+        f"Newton iterations stopped after {_NEWTON_MAX_ITER} steps with gradient "
+        f"{np.max(np.abs(grad)):.3g}",
+        value,
+    )
+    return theta, _NEWTON_MAX_ITER
+
+
+def _not_converged(reason: str, loss: float) -> None:
+    """Report an optimiser that stopped short of its tolerance.
+
+    A non-finite loss means bad parameters: an error. Otherwise the parameters
+    improve on the start but may be off the optimum, typically on degenerate
+    scores (many exact ties, where vs_top has kinks, or separable ones): as in
+    scikit-learn's solvers, a ConvergenceWarning says so.
+    """
+    if not np.isfinite(loss):
+        raise RuntimeError(f"the calibrator's fit failed: {reason}.")
+    warnings.warn(
+        f"the calibrator's fit did not fully converge: {reason}. The scores may be "
+        "degenerate (many exact ties, or separable classes).",
+        ConvergenceWarning,
+        stacklevel=4,
     )
 
 
@@ -206,9 +279,13 @@ def fit_multiclass(
     m, k = z.shape
     w = weights / weights.sum()
     z_finite = _finite_copy(z)
-    unit = _root_mean_square(z_finite - z_finite.mean(axis=1, keepdims=True), w)
-    z_std = z / unit
-    z_std_finite = z_finite / unit
+    with np.errstate(over="ignore", invalid="ignore"):
+        # rows of +-1e308 may overflow their mean: such rows only add outliers
+        centred = z_finite - z_finite.mean(axis=1, keepdims=True)
+    centred[np.isnan(centred)] = 0.0
+    unit = _score_unit(centred.ravel(), np.repeat(w, k))
+    z_std = _standardise(z, unit)
+    z_std_finite = _finite_copy(z_std)
     n_params = k if fit_intercept else 1
 
     def loss_grad(theta):
@@ -250,9 +327,10 @@ def fit_multiclass(
         # scores) often clears when L-BFGS restarts from where it stopped.
         theta = result.x
     else:
-        raise RuntimeError(
-            f"the calibrator's L-BFGS fit did not converge: {result.message} "
-            f"(projected gradient {_projected_gradient(result, bounds):.3g})"
+        _not_converged(
+            f"L-BFGS stopped: {result.message} (projected gradient "
+            f"{_projected_gradient(result, bounds):.3g})",
+            result.fun,
         )
     intercept = np.zeros(k)
     if fit_intercept:

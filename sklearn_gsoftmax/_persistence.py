@@ -8,6 +8,8 @@ an ``AttributeError`` at the first prediction.
 
 from __future__ import annotations
 
+from inspect import Parameter, signature
+
 from ._version import __version__
 
 #: The layout of the fitted state. Bump it when a release renames, removes or
@@ -68,4 +70,9 @@ class VersionedStateMixin:
                 "Refit the model with this version (or load it with the version "
                 "that saved it)."
             )
+        # Parameters added since the model was saved take their defaults, the
+        # behaviour of the version that saved it.
+        for name, parameter in signature(type(self).__init__).parameters.items():
+            if parameter.default is not Parameter.empty:
+                state.setdefault(name, parameter.default)
         super().__setstate__(state)

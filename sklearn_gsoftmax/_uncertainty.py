@@ -209,8 +209,19 @@ class UncertaintyMixin:
         self.conformity_scores_ = 1.0 - proba[np.arange(len(y_index)), y_index]
         self._conformal_references = references
 
+    def _check_uncertainty_fitted(self):
+        if not hasattr(self, "_conformal_references"):
+            raise ValueError(
+                f"this {type(self).__name__} has no fitted uncertain-flag state: it "
+                "was fitted on one fold inside GaussianSoftmaxClassifier (use the "
+                "classifier's methods) or saved by a version of sklearn-gsoftmax "
+                "without the flag. Refit it to use predict_uncertain, predict_set "
+                "and predict_frame."
+            )
+
     def _rule_masks(self, X) -> tuple[np.ndarray, dict]:
         proba, out_of_range, per_model = self._predictions(X)
+        self._check_uncertainty_fitted()
         masks = {}
         for rule in self._uncertainty_rules:
             if rule == "low_confidence":
@@ -274,6 +285,7 @@ class UncertaintyMixin:
         """
         alpha = check_alpha(self.conformal_alpha if alpha is None else alpha)
         _, _, per_model = self._predictions(X)
+        self._check_uncertainty_fitted()
         return conformal_sets(self._conformal_references, per_model, alpha)
 
     def predict_frame(self, X):

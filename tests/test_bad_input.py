@@ -212,6 +212,22 @@ CASES = {
         lambda: calibrator().predict_proba(OBJECT_NUMBERS),
         valid(60),
     ),
+    "calibrator fit on extreme scores": (
+        lambda: (
+            GaussianSoftmaxCalibrator()
+            .fit(np.append(S1, [1e308, -1e308, np.inf]), np.append(Y2, [1, 0, 1]))
+            .predict_proba(S1)
+        ),
+        valid(63, 2),
+    ),
+    "calibrator multiclass fit on extreme scores": (
+        lambda: (
+            GaussianSoftmaxCalibrator()
+            .fit(np.vstack([Z3, EXTREME]), np.append(Y3, [0, 0, 1]))
+            .predict_proba(Z3)
+        ),
+        valid(63),
+    ),
     "calibrator binary extremes": (
         lambda: (
             GaussianSoftmaxCalibrator()
@@ -319,3 +335,12 @@ def test_bad_and_extreme_input(case):
     floor = 1 / ((k - 1) * (float(n) - 1) + 1)
     assert np.all(proba >= floor * (1 - 1e-9))
     assert np.all(proba <= 1.0)
+
+
+def test_score_counts_labels_unseen_in_fit_as_errors():
+    """As in scikit-learn, accuracy with labels the model never saw counts them
+    as wrong (the metrics functions, which need the label's column, raise)."""
+    model = GaussianSoftmaxClassifier(LogisticRegression(), cv=3).fit(X, YX)
+    unseen = np.where(np.arange(80) < 20, 7, YX)
+    expected = np.mean(model.predict(X) == unseen)
+    assert model.score(X, unseen) == expected < model.score(X, YX)

@@ -26,7 +26,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils import estimator_html_repr
 from sklearn.utils.fixes import parse_version
 
-from sklearn_gsoftmax import GaussianSoftmaxClassifier
+from sklearn_gsoftmax import GaussianSoftmaxCalibrator, GaussianSoftmaxClassifier
 
 SKLEARN_HAS_TEMPERATURE = parse_version(sklearn.__version__) >= parse_version("1.8")
 
@@ -172,6 +172,10 @@ def test_prefit_rejects_unknown_labels(binary_data):
     prefit = _lr().fit(X, y)
     with pytest.raises(ValueError, match="does not know"):
         GaussianSoftmaxClassifier(FrozenEstimator(prefit)).fit(X[:50], y[:50] + 5)
+    pd = pytest.importorskip("pandas")
+    strings = pd.Series(np.where(y[:50] == 1, "a", "b"), dtype=object)
+    with pytest.raises(ValueError, match=r"labels \['a', 'b'\] that the prefit"):
+        GaussianSoftmaxClassifier(FrozenEstimator(prefit)).fit(X[:50], strings)
 
 
 def test_n_samples_overrides(binary_data):
@@ -245,10 +249,27 @@ def test_sample_weight_reaches_estimator_and_calibrator(binary_data):
     weights = np.random.default_rng(0).integers(1, 4, size=len(y)).astype(float)
     model = GaussianSoftmaxClassifier(_WeightRecorder(), cv=3, ensemble=False)
     model.fit(X, y, sample_weight=weights)
-    np.testing.assert_array_equal(
-        model.calibrated_classifiers_[0].estimator.received_, weights
-    )
+    pair = model.calibrated_classifiers_[0]
+    np.testing.assert_array_equal(pair.estimator.received_, weights)
     assert model.n_samples_ == weights.sum()
+    # the calibrator fitted the weighted out-of-fold scores: the same as a
+    # calibrator fitted on those scores with those weights
+    unweighted = GaussianSoftmaxClassifier(_WeightRecorder(), cv=3, ensemble=False)
+    unweighted.fit(X, y)
+    assert (
+        pair.calibrator.scale_
+        != unweighted.calibrated_classifiers_[0].calibrator.scale_
+    )
+    folds = list(StratifiedKFold(3).split(X, y))
+    scores = np.empty(len(y))
+    for train, test in folds:
+        fold = _WeightRecorder().fit(X[train], y[train], sample_weight=weights[train])
+        scores[test] = fold.decision_function(X[test])
+    direct = GaussianSoftmaxCalibrator(n_samples=None).fit(
+        scores, y, sample_weight=weights
+    )
+    assert pair.calibrator.scale_ == pytest.approx(direct.scale_, rel=1e-9)
+    np.testing.assert_allclose(pair.calibrator.intercept_, direct.intercept_, rtol=1e-9)
 
 
 def test_sample_weight_through_metadata_routing(binary_data):
@@ -367,3 +388,19 @@ def test_clone_pickle_and_html_repr(binary_data):
     np.testing.assert_array_equal(restored.predict_proba(X), model.predict_proba(X))
     html = estimator_html_repr(model)
     assert "GaussianSoftmaxClassifier" in html and "LogisticRegression" in html
+
+
+@pytest.mark.parametrize("ensemble", [True, False])
+@pytest.mark.parametrize("link", ["gaussian", "softmax"])
+def test_log_proba_is_computed_in_log_space(binary_data, ensemble, link):
+    X, y = binary_data
+    model = GaussianSoftmaxClassifier(_lr(), link=link, ensemble=ensemble).fit(X, y)
+    far = np.vstack([X, X * 100])
+    log_proba = model.predict_log_proba(far)
+    proba = model.predict_proba(far)
+    np.testing.assert_allclose(np.exp(log_proba), proba, rtol=1e-9, atol=1e-300)
+    if link == "gaussian":
+        assert np.all(np.isfinite(log_proba))
+    else:
+        # softmax probabilities round to 0 and 1 far out; their logs do not
+        assert np.all(np.isfinite(log_proba)) and np.any(proba == 0.0)

@@ -123,3 +123,38 @@ def test_predict_proba_from_many_threads(fitted):
         frames = list(pool.map(lambda _: model.predict_frame(data), range(8)))
     for frame in frames[1:]:
         assert frame.equals(frames[0])
+
+
+def test_calibrator_from_before_the_uncertain_flag():
+    """A calibrator pickled before the flag existed (no uncertainty parameters
+    or fitted state) loads, predicts, prints, and says what to do for the flag."""
+    scores = LogisticRegression().fit(X, Y).decision_function(X)
+    model = GaussianSoftmaxCalibrator().fit(scores, Y)
+    state = model.__getstate__()
+    for name in (
+        "uncertainty_rules",
+        "uncertainty_threshold",
+        "target_accuracy",
+        "ambiguity_ratio",
+        "conformal_alpha",
+        "uncertainty_threshold_",
+        "coverage_",
+        "accepted_accuracy_",
+        "conformity_scores_",
+        "_uncertainty_rules",
+        "_conformal_references",
+        "_gsoftmax_version",
+        "_gsoftmax_state_format",
+    ):
+        del state[name]
+    old = GaussianSoftmaxCalibrator.__new__(GaussianSoftmaxCalibrator)
+    old.__setstate__(state)
+    np.testing.assert_array_equal(
+        old.predict_proba(scores), model.predict_proba(scores)
+    )
+    assert "GaussianSoftmaxCalibrator" in repr(old)
+    assert old.get_params()["uncertainty_rules"] == ("low_confidence",)
+    with pytest.raises(ValueError, match="no fitted uncertain-flag state"):
+        old.predict_uncertain(scores)
+    with pytest.raises(ValueError, match="Refit it"):
+        old.predict_set(scores)
