@@ -157,9 +157,12 @@ class GaussianSoftmaxCalibrator(
 
     Notes
     -----
-    The maximum-likelihood fit has a very weak ridge prior (strength 1e-9 on the
-    parameters of standardised scores) so that the optimum is unique on separable
-    scores, where a saturating link's likelihood is flat in the scale.
+    The maximum-likelihood fit standardises the scores by a robust scale, adds a
+    very weak ridge prior (strength 1e-9 on the parameters of standardised
+    scores) and keeps the parameters in a box beyond which every link is
+    saturated, so that the optimum is unique and finite on separable scores,
+    where a saturating link's likelihood is flat in the scale. On degenerate
+    scores the optimiser may stop short and says so with a ConvergenceWarning.
 
     Examples
     --------
