@@ -19,12 +19,7 @@ from sklearn.utils.validation import (
 from ._fitting import affine_scores, fit_binary, fit_multiclass
 from ._links import LINKS, binary_margin, link_proba
 from ._persistence import VersionedStateMixin
-from ._uncertainty import (
-    ConformalReference,
-    UncertaintyMixin,
-    check_rules,
-    outside_range,
-)
+from ._uncertainty import UncertaintyMixin, check_rules, outside_range
 from ._validation import MULTICLASS_FORMS, check_real_n, check_scores, reject_none
 
 #: The uncertain flag's parameters, shared by both estimators.
@@ -296,11 +291,7 @@ class GaussianSoftmaxCalibrator(
         self._fit_encoded(z, y_index, weights, n_samples, self.classes_)
         # The calibrator has a scale and K - 1 offsets: its probabilities on the
         # data it was fitted on are nearly held-out ones.
-        proba = self._proba_of_validated(z)
-        true_class = 1.0 - proba[np.arange(len(y_index)), y_index]
-        self._fit_uncertainty(
-            proba, y_index, weights, [ConformalReference(true_class, weights)]
-        )
+        self._fit_uncertainty(self._proba_of_validated(z), y_index, weights)
         return self
 
     def _fit_encoded(self, z, y_index, weights, n_samples, classes):

@@ -45,6 +45,7 @@ from ._uncertainty import (
     ConformalReference,
     UncertaintyMixin,
     check_rules,
+    nonconformity,
     outside_range,
 )
 from ._validation import MULTICLASS_FORMS, check_scores
@@ -87,17 +88,22 @@ class _CalibratedPair:
         return self.calibrator._proba_of_validated(scores, log=log), scores
 
 
-def _fit_pair(
-    estimator, X, y_index, classes, train, test, weights, n, fit_params, calibrator
-):
-    """Fit ``estimator`` on ``train``; fit ``calibrator`` on the estimator's
-    scores of ``test``."""
+def _fit_and_score(estimator, X, y_index, classes, train, test, fit_params):
+    """Fit ``estimator`` on the ``train`` rows; return its scores of ``test``."""
     estimator.fit(
         _safe_indexing(X, train),
         classes[y_index[train]],
         **_check_method_params(X, params=fit_params, indices=train),
     )
-    scores = decision_scores(estimator, _safe_indexing(X, test), classes)
+    return decision_scores(estimator, _safe_indexing(X, test), classes)
+
+
+def _fit_pair(
+    estimator, X, y_index, classes, train, test, weights, n, fit_params, calibrator
+):
+    """Fit ``estimator`` on ``train``; fit ``calibrator`` on the estimator's
+    scores of ``test``."""
+    scores = _fit_and_score(estimator, X, y_index, classes, train, test, fit_params)
     calibrator._fit_encoded(scores, y_index[test], weights[test], n, classes)
     held_out = calibrator._proba_of_validated(scores)
     return _CalibratedPair(estimator, calibrator), test, held_out
@@ -118,8 +124,9 @@ def _held_out(results, y_index, weights):
     for _, test, proba in results:
         total[test] += proba
         count[test] += 1
-        true_class = 1.0 - proba[np.arange(len(test)), y_index[test]]
-        references.append(ConformalReference(true_class, weights[test]))
+        references.append(
+            ConformalReference(nonconformity(proba, y_index[test]), weights[test])
+        )
     held = count > 0
     return total[held] / count[held, None], y_index[held], weights[held], references
 
@@ -486,20 +493,21 @@ class GaussianSoftmaxClassifier(
         return list(cv.split(X, y, **routed.splitter.split))
 
     def _out_of_fold_scores(self, estimator, X, y_index, folds, routed):
-        def fold_scores(train, test):
-            fitted = clone(estimator).fit(
-                _safe_indexing(X, train),
-                self.classes_[y_index[train]],
-                **_check_method_params(X, params=routed.estimator.fit, indices=train),
+        fold_scores = Parallel(n_jobs=self.n_jobs)(
+            delayed(_fit_and_score)(
+                clone(estimator),
+                X,
+                y_index,
+                self.classes_,
+                train,
+                test,
+                routed.estimator.fit,
             )
-            return test, decision_scores(fitted, _safe_indexing(X, test), self.classes_)
-
-        results = Parallel(n_jobs=self.n_jobs)(
-            delayed(fold_scores)(train, test) for train, test in folds
+            for train, test in folds
         )
-        first = results[0][1]
+        first = fold_scores[0]
         scores = np.full((len(y_index),) + first.shape[1:], np.nan, dtype=first.dtype)
-        for test, fold in results:
+        for (_, test), fold in zip(folds, fold_scores):
             scores[test] = fold
         if np.isnan(scores).any():
             raise ValueError(

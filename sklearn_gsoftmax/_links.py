@@ -173,10 +173,10 @@ def _vs_top(z: np.ndarray, n, *, log: bool) -> np.ndarray:
     return _softmax_of_shifted(d, log=log)
 
 
-def _simplex_inner(z: np.ndarray, n) -> np.ndarray:
-    """The inner softmax ``sigma = softmax(K z / L)``."""
-    k = z.shape[1]
-    diff = _shift_by_row_max(z)
+def _simplex_inner(diff: np.ndarray, n) -> np.ndarray:
+    """The inner softmax ``sigma = softmax(K z / L)`` of row-max-shifted scores
+    ``diff`` (overwritten)."""
+    k = diff.shape[1]
     # K / L can be large (n = 3): diff * K / L may underflow to -inf, harmless.
     with np.errstate(over="ignore"):
         diff *= k / _log_n_minus_1(n)
@@ -187,7 +187,7 @@ def _simplex(z: np.ndarray, n, *, log: bool) -> np.ndarray:
     big_l = _log_n_minus_1(n)
     if big_l == 0.0:
         return _uniform(z.shape, z.dtype, log=log)
-    v = _simplex_inner(z, n)
+    v = _simplex_inner(_shift_by_row_max(z), n)
     v *= big_l
     v -= v.max(axis=1, keepdims=True)
     return _softmax_of_shifted(v, log=log)
@@ -313,7 +313,7 @@ def multiclass_nll_grad(z: np.ndarray, y: np.ndarray, n, link: str, multiclass: 
         if big_l == 0.0:
             return np.full(m, math.log(k), dtype=z.dtype), np.zeros_like(z)
         if multiclass == "simplex":
-            return _simplex_nll_grad(z, y, n, rows)
+            return _simplex_nll_grad(diff, y, n, rows)
         return _vs_top_nll_grad(diff, y, big_l, rows)
     e = np.exp(diff)
     total = e.sum(axis=1)
@@ -349,9 +349,9 @@ def _vs_top_nll_grad(diff, y, big_l, rows):
     return loss, g
 
 
-def _simplex_nll_grad(z, y, n, rows):
-    k = z.shape[1]
-    sigma = _simplex_inner(z, n)
+def _simplex_nll_grad(diff, y, n, rows):
+    k = diff.shape[1]
+    sigma = _simplex_inner(diff, n)
     v = _log_n_minus_1(n) * sigma
     v -= v.max(axis=1, keepdims=True)
     e = np.exp(v)

@@ -134,6 +134,11 @@ def select_threshold(confidence, correct, weights, target_accuracy):
     return float(thresholds[last]), float(coverage[last]), float(accuracy[last])
 
 
+def nonconformity(proba: np.ndarray, y_index: np.ndarray) -> np.ndarray:
+    """The nonconformity score ``1 - p_true`` of each row."""
+    return 1.0 - proba[np.arange(len(y_index)), y_index]
+
+
 class ConformalReference:
     """Held-out nonconformity scores ``1 - p_true`` of one model, sorted, with
     their cumulative weights: what a new sample's score is ranked against."""
@@ -183,9 +188,10 @@ class UncertaintyMixin:
     the out-of-range mask and each model's own probabilities) and calls
     ``_fit_uncertainty`` at the end of ``fit``."""
 
-    def _fit_uncertainty(self, proba, y_index, weights, references):
+    def _fit_uncertainty(self, proba, y_index, weights, references=None):
         """Learn the threshold from held-out predictions; keep the conformal
-        references (one per model, in the order of ``_predictions``)."""
+        references (one per model, in the order of ``_predictions``; ``None``
+        for a single model, whose reference is these predictions')."""
         self._uncertainty_rules = check_rules(self.uncertainty_rules)
         confidence = proba.max(axis=1)
         correct = _is_correct(proba, y_index)
@@ -206,7 +212,9 @@ class UncertaintyMixin:
         self.uncertainty_threshold_ = threshold
         self.coverage_ = coverage
         self.accepted_accuracy_ = accuracy
-        self.conformity_scores_ = 1.0 - proba[np.arange(len(y_index)), y_index]
+        self.conformity_scores_ = nonconformity(proba, y_index)
+        if references is None:
+            references = [ConformalReference(self.conformity_scores_, weights)]
         self._conformal_references = references
 
     def _check_uncertainty_fitted(self):
