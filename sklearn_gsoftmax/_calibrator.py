@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import warnings
 from numbers import Integral, Real
 
 import numpy as np
 from scipy.sparse import issparse
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.model_selection import KFold
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import (
     _check_sample_weight,
@@ -18,8 +20,16 @@ from sklearn.utils.validation import (
 
 from ._fitting import affine_scores, fit_binary, fit_multiclass
 from ._links import LINKS, binary_margin, link_proba
+from ._novelty import check_detector, fit_pooled
 from ._persistence import VersionedStateMixin
-from ._uncertainty import UncertaintyMixin, check_rules, outside_range
+from ._uncertainty import (
+    DEFAULT_RULES,
+    Predictions,
+    UncertaintyMixin,
+    check_rules,
+    outside_range,
+    top_two,
+)
 from ._validation import MULTICLASS_FORMS, check_real_n, check_scores, reject_none
 
 #: The uncertain flag's parameters, shared by both estimators.
@@ -32,7 +42,14 @@ UNCERTAINTY_CONSTRAINTS = {
     "target_accuracy": [Interval(Real, 0, 1, closed="neither")],
     "ambiguity_ratio": [Interval(Real, 1, None, closed="neither")],
     "conformal_alpha": [Interval(Real, 0, 1, closed="neither")],
+    "novelty_detector": [HasMethods(["fit"]), None],
+    "novelty_alpha": [Interval(Real, 0, 1, closed="neither")],
 }
+
+
+#: Bound of the calibrator's novelty features: arcsinh of the largest float64 is
+#: about 710, so infinite scores stand beyond every finite one.
+NOVELTY_CLIP = 800.0
 
 
 def sample_count(sample_weight, n_rows: int, n_samples, *, n_classes: int, link: str):
@@ -95,10 +112,10 @@ class GaussianSoftmaxCalibrator(
         weights are frequency weights).
     fit_intercept : bool, default=True
         Whether to fit the per-class offset ``b``; ``False`` fits the scale only.
-    uncertainty_rules : tuple of str, default=("low_confidence",)
+    uncertainty_rules : tuple of str, default=("low_confidence", "novelty")
         The rules of :meth:`predict_uncertain`, any of ``"low_confidence"``,
-        ``"ambiguous"``, ``"out_of_range"`` and ``"conformal"`` (see the user
-        guide for what each catches).
+        ``"ambiguous"``, ``"out_of_range"``, ``"conformal"`` and ``"novelty"``
+        (see the user guide for what each catches).
     uncertainty_threshold : float in (0, 1) or "auto", default="auto"
         ``low_confidence`` flags a top-class probability below it. ``"auto"``
         picks the smallest threshold whose accepted predictions on the fitted
@@ -113,6 +130,15 @@ class GaussianSoftmaxCalibrator(
     conformal_alpha : float in (0, 1), default=0.1
         Miscoverage level of the ``conformal`` rule and the default of
         :meth:`predict_set`.
+    novelty_detector : outlier detector, default=None
+        The ``novelty`` rule's detector, run on the scores: any scikit-learn
+        outlier detector with ``score_samples`` or ``decision_function``
+        (higher: more normal). ``None`` uses the mean distance to the 5 nearest
+        of at most 2 000 reference scores. It is cross-fitted on 5 folds of the
+        scores so that each has a held-out novelty score.
+    novelty_alpha : float in (0, 1), default=0.05
+        The ``novelty`` rule flags a sample whose conformal novelty p-value is
+        at most this: in-distribution, at most about this share is flagged.
 
     Attributes
     ----------
@@ -195,11 +221,13 @@ class GaussianSoftmaxCalibrator(
         multiclass="vs_top",
         n_samples=None,
         fit_intercept=True,
-        uncertainty_rules=("low_confidence",),
+        uncertainty_rules=DEFAULT_RULES,
         uncertainty_threshold="auto",
         target_accuracy=0.95,
         ambiguity_ratio=2.0,
         conformal_alpha=0.1,
+        novelty_detector=None,
+        novelty_alpha=0.05,
     ):
         self.link = link
         self.multiclass = multiclass
@@ -210,6 +238,8 @@ class GaussianSoftmaxCalibrator(
         self.target_accuracy = target_accuracy
         self.ambiguity_ratio = ambiguity_ratio
         self.conformal_alpha = conformal_alpha
+        self.novelty_detector = novelty_detector
+        self.novelty_alpha = novelty_alpha
 
     def _validate_scores(self, scores, *, reset: bool) -> np.ndarray:
         """Validate scores as ``(m,)`` margins or ``(m, K)`` logits."""
@@ -291,8 +321,56 @@ class GaussianSoftmaxCalibrator(
         self._fit_encoded(z, y_index, weights, n_samples, self.classes_)
         # The calibrator has a scale and K - 1 offsets: its probabilities on the
         # data it was fitted on are nearly held-out ones.
-        self._fit_uncertainty(self._proba_of_validated(z), y_index, weights)
+        novelty = None
+        if "novelty" in self._rules():
+            novelty = fit_pooled(
+                check_detector(self.novelty_detector),
+                self._novelty_fit_features(z),
+                list(KFold(min(5, len(z)), shuffle=True, random_state=0).split(z)),
+                weights,
+            )
+        self._fit_uncertainty(
+            self._proba_of_validated(z),
+            y_index,
+            weights,
+            novelty=novelty,
+            margin=self._margin_of_validated(z),
+        )
         return self
+
+    def _rules(self) -> tuple:
+        return check_rules(self.uncertainty_rules)
+
+    def _novelty_fit_features(self, z: np.ndarray) -> np.ndarray:
+        """Scores as features of the novelty detector, with the centre and
+        unit of each column learnt from ``z``."""
+        z = z.astype(np.float64).reshape(len(z), -1)
+        finite = np.where(np.isfinite(z), z, np.nan)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-infinite columns
+            centre = np.nan_to_num(np.nanmedian(finite, axis=0))
+            with np.errstate(over="ignore", invalid="ignore"):
+                unit = np.nanmedian(np.abs(finite - centre), axis=0)
+        unit = np.where(np.isfinite(unit) & (unit > 0), unit, 1.0)
+        self._novelty_scaling = np.vstack([centre, unit])
+        return self._novelty_features_of(z)
+
+    def _novelty_features_of(self, z: np.ndarray) -> np.ndarray:
+        """Robustly standardised scores through ``arcsinh``: linear near the
+        centre, logarithmic far out, so that scores of 1e300 (or infinite,
+        clipped at ``NOVELTY_CLIP``, beyond arcsinh of the largest float) keep
+        their order without overflowing the detector's distances."""
+        centre, unit = self._novelty_scaling
+        with np.errstate(over="ignore", invalid="ignore"):
+            standardised = (z.astype(np.float64).reshape(len(z), -1) - centre) / unit
+        # inf - inf cannot arise: the centre is finite
+        return np.clip(np.arcsinh(standardised), -NOVELTY_CLIP, NOVELTY_CLIP)
+
+    def _score_columns(self) -> int:
+        return self.n_features_in_
+
+    def _novelty_features(self, scores) -> list:
+        return [self._novelty_features_of(self._validated(scores))]
 
     def _fit_encoded(self, z, y_index, weights, n_samples, classes):
         """Fit on validated scores and indices ``y_index`` into ``classes``.
@@ -358,10 +436,30 @@ class GaussianSoftmaxCalibrator(
             self._affine(z), self.n_samples_, self.link, self.multiclass, log=log
         )
 
-    def _predictions(self, scores):
+    def _margin_of_validated(self, z: np.ndarray) -> np.ndarray:
+        """The calibrated score margin: the top class's affine score minus the
+        runner-up's (for binary scores, ``|scale_ * s + intercept_[1]|``)."""
+        affine = self._affine(z)
+        if affine.ndim == 1:
+            margin = np.abs(affine)
+        else:
+            top, runner_up = top_two(affine)
+            # huge scores may give an infinite margin, which still ranks
+            with np.errstate(invalid="ignore", over="ignore"):
+                margin = top - runner_up
+        # inf - inf: the top two tie at a bound, a margin of 0
+        margin = np.nan_to_num(margin, nan=0.0, posinf=np.inf, neginf=-np.inf)
+        return margin.astype(np.float64, copy=False)
+
+    def _predictions(self, scores, *, with_range=True):
         z = self._validated(scores)
         proba = self._proba_of_validated(z)
-        return proba, outside_range(z, self.score_range_), [proba]
+        return Predictions(
+            proba,
+            [proba],
+            outside_range(z, self.score_range_) if with_range else None,
+            self._margin_of_validated(z),
+        )
 
     def predict_proba(self, scores) -> np.ndarray:
         """Probabilities of each class, bounded by ``n_samples_``.

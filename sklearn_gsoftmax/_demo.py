@@ -9,7 +9,7 @@ from sklearn.decomposition import PCA
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
 
-from .metrics import probability_report
+from .metrics import calibration_report
 
 DATASETS = {
     "digits": datasets.load_digits,
@@ -47,7 +47,7 @@ class ShiftedSplit:
 
 
 def report_table(models: dict, split: ShiftedSplit) -> pd.DataFrame:
-    """One row per fitted model: its probability report on both test sets and,
+    """One row per fitted model: its calibration report on both test sets and,
     for models with an uncertain flag, the share of predictions it flags
     (``flagged``) and the share of its errors that it flags (``errors_flagged``)."""
     rows = {}
@@ -58,7 +58,7 @@ def report_table(models: dict, split: ShiftedSplit) -> pd.DataFrame:
             ("shifted", split.X_shifted, split.y_shifted),
         ):
             proba = model.predict_proba(X)
-            report = probability_report(y, proba, labels=model.classes_)
+            report = calibration_report(y, proba, labels=model.classes_)
             if hasattr(model, "predict_uncertain"):
                 flagged = model.predict_uncertain(X)
                 errors = model.classes_[proba.argmax(axis=1)] != y
@@ -82,9 +82,12 @@ def _supports_temperature() -> bool:
     )
 
 
-def compare_models(split: ShiftedSplit, *, cv: int = 5) -> pd.DataFrame:
+def compare_models(split: ShiftedSplit, *, cv: int = 5) -> tuple[pd.DataFrame, dict]:
     """A logistic regression as is, calibrated by scikit-learn's methods, and
-    wrapped by GaussianSoftmaxClassifier with each bounded link; same folds."""
+    wrapped by GaussianSoftmaxClassifier with each bounded link; same folds.
+
+    Returns the :func:`report_table` and the fitted models by name.
+    """
     from sklearn.calibration import CalibratedClassifierCV
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
@@ -112,4 +115,22 @@ def compare_models(split: ShiftedSplit, *, cv: int = 5) -> pd.DataFrame:
     )
     for model in models.values():
         model.fit(split.X_train, split.y_train)
-    return report_table(models, split)
+    return report_table(models, split), models
+
+
+def shift_verdicts(model, split: ShiftedSplit) -> pd.DataFrame:
+    """``model.shift_report`` of the in-distribution and the shifted test set
+    (without labels, as when they arrive): one row each, with the verdict and
+    the checks that found the shift."""
+    rows = {}
+    for part, X in (
+        ("in-distribution test", split.X_test),
+        ("shifted", split.X_shifted),
+    ):
+        report = model.shift_report(X)
+        rows[part] = {
+            "samples": len(X),
+            "shifted": report.attrs["shifted"],
+            "checks that fired": ", ".join(report.index[report["shifted"]]) or "-",
+        }
+    return pd.DataFrame.from_dict(rows, orient="index")

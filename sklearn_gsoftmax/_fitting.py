@@ -5,20 +5,30 @@ Hessian: a handful of passes over the data, which is what makes a fit on 10^6
 scores as fast as scikit-learn's sigmoid calibration. ``K >= 3`` classes use
 L-BFGS-B with the analytic gradient of ``_links``.
 
-The scores are divided by a robust scale (their median absolute deviation)
-before fitting, so that the parameters and the prior below do not depend on the
-units of the scores; the fitted scale is converted back at the end.
+The scores are divided by a robust scale (see ``_score_unit``) before fitting,
+so that the parameters and the prior below do not depend on the units of the
+scores; the fitted scale is converted back at the end.
+
+The bounded links' likelihood is not convex in the scale (a few mislabelled
+extreme scores give it a second basin near a flat model), so their local
+optimisers start from a search over the scale (``_search``). The softmax
+link's loss is convex: one start.
 """
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 from scipy.optimize import minimize
-from sklearn.exceptions import ConvergenceWarning
 
 from ._links import binary_nll_derivatives, multiclass_nll_grad
+from ._search import (
+    SEARCH_GRADIENT_TOL,
+    LocalFit,
+    global_fit,
+    not_converged,
+    scale_grid,
+    search_rows,
+)
 
 #: Strength of the ridge prior ``PRIOR_STRENGTH / 2 * (a**2 + |b|**2)`` added to the
 #: mean negative log-likelihood (parameters on standardised scores). On separable
@@ -139,6 +149,34 @@ class FitResult:
         self.n_iter = n_iter
 
 
+def _binary_objective(s_std, sign, w, n, link: str, n_params: int):
+    """``evaluate(theta) -> (loss, gradient, Hessian)`` of binary margins."""
+    s_std_finite = _finite_copy(s_std)
+    # Precomputed products: each Newton pass is then one kernel call and dots.
+    w_s = w * s_std_finite
+    w_ss = w_s * s_std_finite
+    buffers = [np.empty_like(s_std) for _ in range(5)]
+
+    def evaluate(theta):
+        b = theta[1] if n_params == 2 else 0.0
+        u = affine_scores(s_std, theta[0], b)
+        loss, d1, d2 = binary_nll_derivatives(u, sign, n, link, buffers)
+        value = loss @ w + 0.5 * PRIOR_STRENGTH * theta @ theta
+        grad = np.empty(n_params)
+        grad[0] = d1 @ w_s
+        hess = np.empty((n_params, n_params))
+        hess[0, 0] = d2 @ w_ss
+        if n_params == 2:
+            grad[1] = d1 @ w
+            hess[0, 1] = hess[1, 0] = d2 @ w_s
+            hess[1, 1] = d2 @ w
+        grad += PRIOR_STRENGTH * theta
+        hess[np.diag_indices(n_params)] += PRIOR_STRENGTH
+        return value, grad, hess
+
+    return evaluate
+
+
 def fit_binary(s, y, weights, n, link: str, fit_intercept: bool) -> FitResult:
     """Fit ``u = a * s + b`` for binary margins ``s`` and 0/1 labels ``y``.
 
@@ -148,42 +186,79 @@ def fit_binary(s, y, weights, n, link: str, fit_intercept: bool) -> FitResult:
     w = weights / weights.sum()
     unit = _score_unit(_finite_copy(s), w)
     s_std = _standardise(s, unit)
-    s_std_finite = _finite_copy(s_std)
-    # Precomputed products: each Newton pass is then one kernel call and dots.
-    w_s = w * s_std_finite
-    w_ss = w_s * s_std_finite
     sign = 2.0 * y - 1.0
     n_params = 2 if fit_intercept else 1
-    theta = np.zeros(n_params)
-
-    buffers = [np.empty_like(s_std) for _ in range(5)]
-
-    def evaluate(theta):
-        b = theta[1] if fit_intercept else 0.0
-        u = affine_scores(s_std, theta[0], b)
-        loss, d1, d2 = binary_nll_derivatives(u, sign, n, link, buffers)
-        value = loss @ w + 0.5 * PRIOR_STRENGTH * theta @ theta
-        grad = np.empty(n_params)
-        grad[0] = d1 @ w_s
-        hess = np.empty((n_params, n_params))
-        hess[0, 0] = d2 @ w_ss
-        if fit_intercept:
-            grad[1] = d1 @ w
-            hess[0, 1] = hess[1, 0] = d2 @ w_s
-            hess[1, 1] = d2 @ w
-        grad += PRIOR_STRENGTH * theta
-        hess[np.diag_indices(n_params)] += PRIOR_STRENGTH
-        return value, grad, hess
-
     bounds = [(-_MAX_SCALE, _MAX_SCALE)] + [(-_MAX_OFFSET, _MAX_OFFSET)] * (
         n_params - 1
     )
-    theta, n_iter = _damped_newton(evaluate, theta, bounds)
+
+    def rows(sample):
+        if sample is None:
+            return s_std, sign, w
+        return s_std[sample[0]], sign[sample[0]], sample[1]
+
+    def newton_on(sample, tol=_GRADIENT_TOL):
+        evaluate = _binary_objective(*rows(sample), n, link, n_params)
+        return (
+            lambda theta: evaluate(theta)[0],
+            lambda theta, box=bounds: _damped_newton(evaluate, theta, box, tol),
+        )
+
+    if link == "softmax":
+        # convex: one start, and the flat fit on far mislabelled scores is
+        # the maximum-likelihood answer
+        theta, value, n_iter, problem = newton_on(None)[1](np.zeros(n_params))
+        if problem is not None:
+            not_converged(problem, value)
+    else:
+        sample = search_rows(w, np.abs(s_std))
+        theta, _, n_iter, _ = _search_then_fit(
+            newton_on,
+            sample,
+            lambda grid: _binary_losses(*rows(sample), n, link, grid),
+            bounds,
+            signed=True,
+        )
     intercept = np.array([0.0, theta[1] if fit_intercept else 0.0])
     return FitResult(theta[0] / unit, intercept, n_iter)
 
 
-def _damped_newton(evaluate, theta, bounds):
+def _binary_losses(s_std, sign, w, n, link: str, grid: np.ndarray) -> np.ndarray:
+    """The losses at the rows of ``grid`` (scale, offset), in one pass."""
+    scale = grid[:, :1]
+    with np.errstate(over="ignore", invalid="ignore"):
+        u = scale * s_std
+    u[grid[:, 0] == 0.0] = 0.0  # 0 * inf: see affine_scores
+    if grid.shape[1] == 2:
+        u += grid[:, 1:]
+    loss = binary_nll_derivatives(u.ravel(), np.tile(sign, len(grid)), n, link)[0]
+    prior = 0.5 * PRIOR_STRENGTH * np.einsum("ij,ij->i", grid, grid)
+    return loss.reshape(len(grid), -1) @ w + prior
+
+
+def _search_then_fit(local_on, sample, sub_values, bounds, signed: bool):
+    """The bounded links' fit: :func:`global_fit` over a grid of scales whose
+    offsets are those of the flat model (the optimum at scale 0).
+
+    ``local_on(sample, tol)`` gives ``(value, fit)`` functions on a subsample
+    from :func:`search_rows` (``None``: all rows); ``fit(theta, box)``
+    optimises locally within a box to gradient tolerance ``tol``.
+    """
+    search_fit = local_on(sample, SEARCH_GRADIENT_TOL)[1]
+    full_value, final_fit = local_on(None)
+    flat = search_fit(np.zeros(len(bounds)), [(0.0, 0.0)] + bounds[1:]).theta
+    grid = np.tile(flat, (len(scale_grid(signed)), 1))
+    grid[:, 0] = scale_grid(signed)
+    return global_fit(
+        grid,
+        sub_values,
+        search_fit,
+        final_fit,
+        None if sample is None else full_value,
+    )
+
+
+def _damped_newton(evaluate, theta, bounds, tol=_GRADIENT_TOL) -> LocalFit:
     """Minimise within a box with projected Newton steps, a backtracking line
     search and a shifted Hessian where it is not positive definite (the
     saturating links' loss is not convex far from the optimum).
@@ -192,12 +267,13 @@ def _damped_newton(evaluate, theta, bounds):
     the Newton step is solved for the others.
     """
     low, high = np.array(bounds, dtype=float).T
+    theta = np.clip(theta, low, high)
     value, grad, hess = evaluate(theta)
     for n_iter in range(1, _NEWTON_MAX_ITER + 1):
         held = ((theta <= low) & (grad > 0)) | ((theta >= high) & (grad < 0))
         free = ~held
-        if not free.any() or np.max(np.abs(grad[free])) <= _GRADIENT_TOL:
-            return theta, n_iter - 1
+        if not free.any() or np.max(np.abs(grad[free])) <= tol:
+            return LocalFit(theta, value, n_iter - 1)
         step = np.zeros_like(theta)
         hess_free = _positive_definite(hess[np.ix_(free, free)])
         step[free] = -np.linalg.solve(hess_free, grad[free])
@@ -205,8 +281,9 @@ def _damped_newton(evaluate, theta, bounds):
         if -slope <= _POLISH_DECREMENT * abs(value):
             # The predicted decrease is at the rounding level of the loss, so a
             # line search cannot tell better from worse: take the Newton step,
-            # which in this quadratic region lands on the optimum.
-            return np.clip(theta + step, low, high), n_iter
+            # which in this quadratic region lands on the optimum. The loss
+            # reported is the one before the step: equal to rounding level.
+            return LocalFit(np.clip(theta + step, low, high), value, n_iter)
         t = 1.0
         while True:
             candidate = np.clip(theta + t * step, low, high)
@@ -217,37 +294,20 @@ def _damped_newton(evaluate, theta, bounds):
             if t < 1e-10:
                 # No decrease along a descent direction: the loss is flat to
                 # machine precision here, which is the optimum we can reach.
-                return theta, n_iter
+                return LocalFit(theta, value, n_iter)
         theta = candidate
         value, grad, hess = new
     held = ((theta <= low) & (grad > 0)) | ((theta >= high) & (grad < 0))
     if np.max(np.abs(grad[~held]), initial=0.0) <= _ACCEPTABLE_GRADIENT:
         # crept along the flat far region of separable scores (see
         # _ACCEPTABLE_GRADIENT): as converged as it will get
-        return theta, _NEWTON_MAX_ITER
-    _not_converged(
+        return LocalFit(theta, value, _NEWTON_MAX_ITER)
+    return LocalFit(
+        theta,
+        value,
+        _NEWTON_MAX_ITER,
         f"Newton iterations stopped after {_NEWTON_MAX_ITER} steps with gradient "
         f"{np.max(np.abs(grad)):.3g}",
-        value,
-    )
-    return theta, _NEWTON_MAX_ITER
-
-
-def _not_converged(reason: str, loss: float) -> None:
-    """Report an optimiser that stopped short of its tolerance.
-
-    A non-finite loss means bad parameters: an error. Otherwise the parameters
-    improve on the start but may be off the optimum, typically on degenerate
-    scores (many exact ties, where vs_top has kinks, or separable ones): as in
-    scikit-learn's solvers, a ConvergenceWarning says so.
-    """
-    if not np.isfinite(loss):
-        raise RuntimeError(f"the calibrator's fit failed: {reason}.")
-    warnings.warn(
-        f"the calibrator's fit did not fully converge: {reason}. The scores may be "
-        "degenerate (many exact ties, or separable classes).",
-        ConvergenceWarning,
-        stacklevel=4,
     )
 
 
@@ -272,6 +332,67 @@ def _projected_gradient(result, bounds) -> float:
     return float(np.max(np.abs(projected)))
 
 
+def _multiclass_objective(z_std, y, w, n, link: str, multiclass: str, n_params):
+    """``loss_grad(theta) -> (loss, gradient)`` of ``(m, K)`` logits."""
+    k = z_std.shape[1]
+    z_std_finite = _finite_copy(z_std)
+    infinite = ~np.isfinite(z_std)
+    infinite = infinite if infinite.any() else None
+
+    def loss_grad(theta):
+        intercept = np.zeros(k)
+        if n_params > 1:
+            intercept[1:] = theta[1:]
+        u = affine_scores(z_std, theta[0], intercept)
+        loss, g = multiclass_nll_grad(u, y, n, link, multiclass)
+        if infinite is not None and theta[0] != 0.0:
+            # An infinite score stays infinite whatever the offset: its
+            # derivative is 0. The link's gradient is not, in a row of equal
+            # infinite scores, which it treats as a tie.
+            g[infinite] = 0.0
+        g *= w[:, None]
+        grad = np.empty(n_params)
+        grad[0] = np.einsum("ij,ij->", g, z_std_finite)
+        if n_params > 1:
+            grad[1:] = g[:, 1:].sum(axis=0)
+        value = loss @ w + 0.5 * PRIOR_STRENGTH * theta @ theta
+        return value, grad + PRIOR_STRENGTH * theta
+
+    return loss_grad
+
+
+def _lbfgs(loss_grad, theta, bounds, tol=_GRADIENT_TOL) -> LocalFit:
+    """L-BFGS-B within a box, restarted once where its line search fails."""
+    for _attempt in range(2):
+        result = minimize(
+            loss_grad,
+            np.clip(theta, *np.array(bounds, dtype=float).T),
+            method="L-BFGS-B",
+            jac=True,
+            bounds=bounds,
+            options={
+                "maxiter": _LBFGS_MAX_ITER,
+                "gtol": tol,
+                "ftol": 64 * np.finfo(float).eps,
+            },
+        )
+        if (
+            result.success
+            or _projected_gradient(result, bounds) <= _ACCEPTABLE_GRADIENT
+        ):
+            return LocalFit(result.x, float(result.fun), int(result.nit))
+        # A failed line search (typical of the flat far region of separable
+        # scores) often clears when L-BFGS restarts from where it stopped.
+        theta = result.x
+    return LocalFit(
+        result.x,
+        float(result.fun),
+        int(result.nit),
+        f"L-BFGS stopped: {result.message} (projected gradient "
+        f"{_projected_gradient(result, bounds):.3g})",
+    )
+
+
 def fit_multiclass(
     z, y, weights, n, link: str, multiclass: str, fit_intercept: bool
 ) -> FitResult:
@@ -285,54 +406,41 @@ def fit_multiclass(
     centred[np.isnan(centred)] = 0.0
     unit = _score_unit(centred.ravel(), np.repeat(w, k))
     z_std = _standardise(z, unit)
-    z_std_finite = _finite_copy(z_std)
     n_params = k if fit_intercept else 1
-
-    def loss_grad(theta):
-        intercept = np.zeros(k)
-        if fit_intercept:
-            intercept[1:] = theta[1:]
-        u = affine_scores(z_std, theta[0], intercept)
-        loss, g = multiclass_nll_grad(u, y, n, link, multiclass)
-        g *= w[:, None]
-        grad = np.empty(n_params)
-        grad[0] = np.einsum("ij,ij->", g, z_std_finite)
-        if fit_intercept:
-            grad[1:] = g[:, 1:].sum(axis=0)
-        value = loss @ w + 0.5 * PRIOR_STRENGTH * theta @ theta
-        return value, grad + PRIOR_STRENGTH * theta
-
-    theta = np.zeros(n_params)
-    theta[0] = 1.0
     bounds = [(0.0, _MAX_SCALE)] + [(-_MAX_OFFSET, _MAX_OFFSET)] * (n_params - 1)
-    for _attempt in range(2):
-        result = minimize(
-            loss_grad,
-            theta,
-            method="L-BFGS-B",
-            jac=True,
-            bounds=bounds,
-            options={
-                "maxiter": _LBFGS_MAX_ITER,
-                "gtol": _GRADIENT_TOL,
-                "ftol": 64 * np.finfo(float).eps,
-            },
+
+    def lbfgs_on(sample, tol=_GRADIENT_TOL):
+        if sample is None:
+            args = z_std, y, w
+        else:
+            args = z_std[sample[0]], y[sample[0]], sample[1]
+        loss_grad = _multiclass_objective(*args, n, link, multiclass, n_params)
+        return (
+            lambda theta: loss_grad(theta)[0],
+            lambda theta, box=bounds: _lbfgs(loss_grad, theta, box, tol),
         )
-        if (
-            result.success
-            or _projected_gradient(result, bounds) <= _ACCEPTABLE_GRADIENT
-        ):
-            break
-        # A failed line search (typical of the flat far region of separable
-        # scores) often clears when L-BFGS restarts from where it stopped.
-        theta = result.x
+
+    if link == "softmax":
+        # convex in the parameters: one start is the maximum likelihood
+        start = np.zeros(n_params)
+        start[0] = 1.0
+        theta, value, n_iter, problem = lbfgs_on(None)[1](start)
+        if problem is not None:
+            not_converged(problem, value)
     else:
-        _not_converged(
-            f"L-BFGS stopped: {result.message} (projected gradient "
-            f"{_projected_gradient(result, bounds):.3g})",
-            result.fun,
+        with np.errstate(invalid="ignore"):
+            # inf - inf in a row of infinite scores: NaN, counted as extreme
+            spread = z_std.max(axis=1) - z_std.min(axis=1)
+        sample = search_rows(w, np.nan_to_num(spread, nan=np.inf))
+        sub_value = lbfgs_on(sample)[0]
+        theta, _, n_iter, _ = _search_then_fit(
+            lbfgs_on,
+            sample,
+            lambda grid: np.array([sub_value(theta) for theta in grid]),
+            bounds,
+            signed=False,
         )
     intercept = np.zeros(k)
     if fit_intercept:
-        intercept[1:] = result.x[1:]
-    return FitResult(float(result.x[0]) / unit, intercept, int(result.nit))
+        intercept[1:] = theta[1:]
+    return FitResult(float(theta[0]) / unit, intercept, n_iter)

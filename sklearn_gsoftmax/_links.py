@@ -130,21 +130,25 @@ def _binary_probabilities(logit: np.ndarray, *, log: bool) -> np.ndarray:
 def _gaussian_binary(s: np.ndarray, n) -> np.ndarray:
     """Two-class gaussian probabilities, the meta-estimator's hot path.
 
-    ``e = (n - 1) ** -tanh(s / L)`` lies in ``[1/(n-1), n-1]``, so it cannot
-    overflow and needs none of the sign handling of a general logistic.
+    ``e = (n - 1) ** -tanh(|s| / L)`` lies in ``[1/(n-1), 1]``, so it cannot
+    overflow.
     """
     big_l = _log_n_minus_1(n)
     if big_l == 0.0:
         return np.full((s.shape[0], 2), 0.5, dtype=s.dtype)
+    # computed on |s| and mirrored, so that the two sides round alike: a
+    # saturated top-class probability is then the same number for either
+    # class, and predictions that tie at the bound tie exactly
     with np.errstate(over="ignore"):
-        e = np.divide(s, big_l)
+        e = np.divide(np.abs(s), big_l)
     np.tanh(e, out=e)
     e *= -big_l
     np.exp(e, out=e)
-    p1 = e + 1.0
-    np.reciprocal(p1, out=p1)
-    e *= p1
-    return _stack_binary(e, p1)
+    larger = e + 1.0
+    np.reciprocal(larger, out=larger)
+    e *= larger
+    positive = s >= 0
+    return _stack_binary(np.where(positive, e, larger), np.where(positive, larger, e))
 
 
 def _linear_binary(s: np.ndarray, n, *, log: bool) -> np.ndarray:
@@ -214,27 +218,78 @@ def link_proba(z: np.ndarray, n, link: str, multiclass: str, *, log: bool = Fals
     """Probabilities (or log-probabilities) of validated scores under a link.
 
     ``z`` is ``(m,)`` binary margins or ``(m, K)`` logits; the result is always
-    ``(m, K)`` with ``K >= 2`` and has ``z``'s dtype.
+    ``(m, K)`` with ``K >= 2``, has ``z``'s dtype and lies within the link's
+    bounds (:func:`proba_bounds`) exactly.
     """
     if z.ndim == 2 and z.shape[1] == 2:
         z = binary_margin(z)
     if z.ndim == 1:
         if link == "gaussian":
             if log:
-                return _binary_probabilities(_gaussian_logit(z, n), log=True)
-            return _gaussian_binary(z, n)
-        if link == "linear":
-            return _linear_binary(z, n, log=log)
-        return _binary_probabilities(z, log=log)
-    if link == "gaussian":
-        return (
+                p = _binary_probabilities(_gaussian_logit(z, n), log=True)
+            else:
+                p = _gaussian_binary(z, n)
+        elif link == "linear":
+            p = _linear_binary(z, n, log=log)
+        else:
+            p = _binary_probabilities(z, log=log)
+    elif link == "gaussian":
+        p = (
             _simplex(z, n, log=log)
             if multiclass == "simplex"
             else _vs_top(z, n, log=log)
         )
+    elif link == "linear":
+        p = _linear(z, n, log=log)
+    else:
+        p = _softmax(z, log=log)
+    return clip_to_bounds(p, n, link, multiclass, log=log)
+
+
+def proba_bounds(n, k: int, link: str, multiclass: str) -> tuple[float, float]:
+    """The spec's bounds ``(low, high)`` of every probability of ``k`` classes.
+
+    Written as in the spec, so that a float64 test of ``p <= high`` computes
+    the same rounded number.
+    """
+    if link == "softmax":
+        return 0.0, 1.0
     if link == "linear":
-        return _linear(z, n, log=log)
-    return _softmax(z, log=log)
+        return 1.0 / n, 1.0 - (k - 1) / n
+    if multiclass == "simplex" or k == 2:
+        return 1.0 / (n + k - 2), (n - 1) / (n + k - 2)
+    return 1.0 / ((k - 1) * (n - 1) + 1), (n - 1) / (n + k - 2)
+
+
+def _inward(low: float, high: float, dtype) -> tuple:
+    """``low`` and ``high`` as ``dtype`` numbers rounded into ``[low, high]``."""
+    lo, hi = dtype.type(low), dtype.type(high)
+    # compared as Python floats: a float32 compared with a Python float is
+    # compared in float32 (NEP 50), which would hide the rounding
+    if float(lo) < low:
+        lo = np.nextafter(lo, dtype.type(np.inf))
+    if float(hi) > high:
+        hi = np.nextafter(hi, dtype.type(-np.inf))
+    return lo, hi
+
+
+def clip_to_bounds(p: np.ndarray, n, link: str, multiclass: str, *, log: bool):
+    """Clip probabilities (or their logs) in place to the link's bounds.
+
+    The formulas keep every probability within the bounds, but their rounded
+    evaluation can land a few ulps outside (``1 / (1 + 1/(n-1))`` above
+    ``(n-1)/n``). A threshold set at the largest probability seen in fit
+    must hold for every later one, so the bound is made exact in ``p``'s
+    dtype; this moves an entry by a few ulps at most, never hides an error.
+    """
+    if link == "softmax":
+        # softmax's own rounding keeps every entry in [0, 1]
+        return p
+    low, high = proba_bounds(n, p.shape[1], link, multiclass)
+    if log:
+        low, high = math.log(low), math.log(high)
+    lo, hi = _inward(low, high, p.dtype)
+    return np.clip(p, lo, hi, out=p)
 
 
 # --------------------------------------------------------------------------------------

@@ -28,6 +28,8 @@ TRUSTED_TYPES = [
     "sklearn_gsoftmax._classifier.GaussianSoftmaxClassifier",
     "sklearn_gsoftmax._classifier._CalibratedPair",
     "sklearn_gsoftmax._uncertainty.ConformalReference",
+    "sklearn_gsoftmax._novelty.KNeighborsNovelty",
+    "sklearn_gsoftmax._novelty.NoveltyModel",
 ]
 
 

@@ -23,15 +23,28 @@ The rules (``uncertainty_rules``):
 ``conformal``
     The split-conformal prediction set at level ``1 - conformal_alpha`` does not
     hold exactly one class: several classes cannot be excluded (or none fits).
+``novelty``
+    The sample is unlike the training data: its conformal novelty p-value is at
+    most ``novelty_alpha`` (see ``_novelty``), so in-distribution at most about
+    that share is flagged. Confidence cannot see shift (far from the training
+    data models are confidently wrong); this rule does.
 """
 
 from __future__ import annotations
 
+import math
 import warnings
+from typing import NamedTuple
 
 import numpy as np
 
-RULES = ("low_confidence", "ambiguous", "out_of_range", "conformal")
+from ._shift import held_out_summary
+
+RULES = ("low_confidence", "ambiguous", "out_of_range", "conformal", "novelty")
+
+#: The rules applied unless ``uncertainty_rules`` says otherwise: one for the
+#: predictions the model rates unlikely, one for samples unlike its training data.
+DEFAULT_RULES = ("low_confidence", "novelty")
 
 
 def check_rules(rules) -> tuple:
@@ -80,7 +93,47 @@ def _is_correct(proba: np.ndarray, y_index: np.ndarray) -> np.ndarray:
     return np.argmax(proba, axis=1) == y_index
 
 
-def accepted_accuracy_curve(confidence, correct, weights):
+#: Confidence bins of the first, linear pass of :func:`select_threshold`.
+_THRESHOLD_BINS = 4096
+
+
+def _accepted_totals(confidence, correct, weights, start=(0.0, 0.0), margin=None):
+    """Sorted by decreasing confidence (ties by decreasing ``margin``, when
+    given), at each distinct key with some weight accepted: ``(threshold,
+    margin threshold, accepted weight, accepted correct weight)``, accumulated
+    from ``start`` (the totals of predictions ranked before these)."""
+    if margin is None:
+        # the order within ties does not matter (ties are accepted together),
+        # so the fast unstable sort will do
+        order = np.argsort(-confidence)
+    else:
+        order = np.lexsort((-margin, -confidence))
+    sorted_confidence = confidence[order]
+    if np.all(weights == 1.0):
+        accepted_weight = np.arange(start[0] + 1.0, start[0] + len(order) + 1.0)
+        accepted_correct = np.cumsum(correct[order], dtype=np.float64)
+    else:
+        sorted_weights = weights[order]
+        accepted_weight = np.cumsum(sorted_weights)
+        accepted_weight += start[0]
+        accepted_correct = np.cumsum(sorted_weights * correct[order])
+    accepted_correct += start[1]
+    changes = sorted_confidence[1:] != sorted_confidence[:-1]
+    sorted_margin = None
+    if margin is not None:
+        sorted_margin = margin[order]
+        changes |= sorted_margin[1:] != sorted_margin[:-1]
+    end_of_tie = np.append(changes, True)
+    end_of_tie &= accepted_weight > 0
+    return (
+        sorted_confidence[end_of_tie],
+        None if sorted_margin is None else sorted_margin[end_of_tie],
+        accepted_weight[end_of_tie],
+        accepted_correct[end_of_tie],
+    )
+
+
+def accepted_accuracy_curve(confidence, correct, weights, margin=None):
     """Accuracy of the accepted predictions as the threshold falls.
 
     Sorts by decreasing confidence and returns, at each distinct confidence
@@ -88,50 +141,74 @@ def accepted_accuracy_curve(confidence, correct, weights):
     coverage, accuracy)``: accepting every prediction with confidence >=
     threshold covers that share of the (weighted) samples with that accuracy.
     """
-    # the order within ties does not matter (ties are accepted together), so
-    # the fast unstable sort will do
-    order = np.argsort(-confidence)
-    sorted_confidence = confidence[order]
-    if np.all(weights == 1.0):
-        accepted_weight = np.arange(1.0, len(order) + 1.0)
-        accepted_correct = np.cumsum(correct[order], dtype=np.float64)
-    else:
-        sorted_weights = weights[order]
-        accepted_weight = np.cumsum(sorted_weights)
-        accepted_correct = np.cumsum(sorted_weights * correct[order])
-    end_of_tie = np.append(sorted_confidence[1:] != sorted_confidence[:-1], True)
-    end_of_tie &= accepted_weight > 0
-    accepted_weight = accepted_weight[end_of_tie]
+    thresholds, _, accepted_weight, accepted_correct = _accepted_totals(
+        confidence, correct, weights, margin=margin
+    )
     return (
-        sorted_confidence[end_of_tie],
+        thresholds,
         accepted_weight / accepted_weight[-1],
-        accepted_correct[end_of_tie] / accepted_weight,
+        accepted_correct / accepted_weight,
     )
 
 
-def select_threshold(confidence, correct, weights, target_accuracy):
+def select_threshold(confidence, correct, weights, target_accuracy, margin=None):
     """Selective classification: the smallest threshold whose accepted
     predictions (confidence >= threshold) reach ``target_accuracy``.
 
-    Returns ``(threshold, coverage, accuracy)`` on the given data. When no
-    threshold reaches the target, the threshold lies above every confidence
-    (everything is flagged) and a warning says so.
+    Returns ``(threshold, coverage, accuracy)`` on the given data, as read off
+    :func:`accepted_accuracy_curve`. When no threshold reaches the target, the
+    threshold is ``inf``: every prediction is flagged, whatever its
+    probability (coverage 0, accuracy NaN). That is recorded, not warned
+    about; the estimators warn when the flag is used.
+
+    A full sort of 10^6 confidences costs about as much as fitting the
+    calibrator, so a linear pass over confidence bins first finds the lowest
+    bin that can hold the answer, and only that bin is sorted (the next one
+    up where it does not).
     """
-    thresholds, coverage, accuracy = accepted_accuracy_curve(
-        confidence, correct, weights
+    confidence = np.asarray(confidence, dtype=np.float64)
+    total = weights.sum()
+    # probabilities lie in [0, 1]: bin j holds confidences in [j/B, (j+1)/B)
+    bins = (confidence * _THRESHOLD_BINS).astype(np.intp)
+    np.minimum(bins, _THRESHOLD_BINS - 1, out=bins)
+    bin_weight = np.bincount(bins, weights=weights, minlength=_THRESHOLD_BINS)
+    bin_correct = np.bincount(
+        bins, weights=weights * correct, minlength=_THRESHOLD_BINS
     )
-    valid = np.flatnonzero(accuracy >= target_accuracy)
-    if valid.size == 0:
-        warnings.warn(
-            f"no confidence threshold reaches target_accuracy={target_accuracy} on "
-            "the held-out predictions; every prediction will be flagged "
-            "low_confidence. Lower target_accuracy or improve the model.",
-            UserWarning,
-            stacklevel=3,
+    # the totals of the bins above each bin
+    weight_above = np.cumsum(bin_weight[::-1])[::-1] - bin_weight
+    correct_above = np.cumsum(bin_correct[::-1])[::-1] - bin_correct
+    # A threshold inside bin j accepts the bins above plus weight y of bin j,
+    # x <= min(y, bin_correct[j]) of it correct: its accuracy is at most
+    # (correct_above + bin_correct) / (weight_above + bin_correct), since a
+    # fraction <= 1 grows when the same amount is added above and below.
+    with np.errstate(invalid="ignore", divide="ignore"):
+        best = (correct_above + bin_correct) / (weight_above + bin_correct)
+    # the slack only admits more bins to the exact check, against rounding
+    # (a bin of zero-weight samples still holds thresholds, lower ones)
+    occupied = np.bincount(bins, minlength=_THRESHOLD_BINS) > 0
+    candidates = np.flatnonzero((best >= target_accuracy * (1.0 - 1e-12)) & occupied)
+    for j in candidates:
+        members = bins == j
+        thresholds, margins, accepted_weight, accepted_correct = _accepted_totals(
+            confidence[members],
+            correct[members],
+            weights[members],
+            start=(weight_above[j], correct_above[j]),
+            margin=None if margin is None else margin[members],
         )
-        return float(np.nextafter(thresholds[0], np.inf)), 0.0, float("nan")
-    last = valid[-1]
-    return float(thresholds[last]), float(coverage[last]), float(accuracy[last])
+        accuracy = accepted_correct / accepted_weight
+        valid = np.flatnonzero(accuracy >= target_accuracy)
+        if valid.size:
+            last = valid[-1]
+            choice = (
+                float(thresholds[last]),
+                float(accepted_weight[last] / total),
+                float(accuracy[last]),
+            )
+            # the accepted keys are those >= (threshold, margin threshold)
+            return choice if margin is None else (*choice, float(margins[last]))
+    return (math.inf, 0.0, math.nan) + (() if margin is None else (-math.inf,))
 
 
 def nonconformity(proba: np.ndarray, y_index: np.ndarray) -> np.ndarray:
@@ -141,23 +218,58 @@ def nonconformity(proba: np.ndarray, y_index: np.ndarray) -> np.ndarray:
 
 class ConformalReference:
     """Held-out nonconformity scores ``1 - p_true`` of one model, sorted, with
-    their cumulative weights: what a new sample's score is ranked against."""
+    their cumulative weights: what a new sample's score is ranked against.
+
+    The sort waits for the first use (``predict_set``, the ``conformal``
+    rule): on 10^6 scores it costs a third of the calibrator's fit, which a
+    model that never builds a prediction set need not pay.
+    """
 
     def __init__(self, scores: np.ndarray, weights: np.ndarray):
-        # the weight below a score does not depend on the order within ties,
-        # so the fast unstable sort will do
-        if np.all(weights == 1.0):
-            self.scores = np.sort(scores)
-            self.cumulative = np.arange(len(scores) + 1, dtype=np.float64)
-            return
-        order = np.argsort(scores)
-        self.scores = scores[order]
-        self.cumulative = np.concatenate([[0.0], np.cumsum(weights[order])])
+        self._unsorted = (scores, weights)
+
+    def __setstate__(self, state):
+        # saved before the sort was deferred: already sorted
+        if "scores" in state:
+            state = {"_index": (state["scores"], state["cumulative"])}
+        self.__dict__.update(state)
+
+    def _sorted(self) -> tuple:
+        index = self.__dict__.get("_index")
+        if index is None:
+            scores, weights = self._unsorted
+            # the weight below a score does not depend on the order within
+            # ties, so the fast unstable sort will do
+            if np.all(weights == 1.0):
+                index = (
+                    np.sort(scores),
+                    np.arange(len(scores) + 1, dtype=np.float64),
+                )
+            else:
+                order = np.argsort(scores)
+                index = (
+                    scores[order],
+                    np.concatenate([[0.0], np.cumsum(weights[order])]),
+                )
+            # one assignment: a thread reading it sees both parts or neither
+            self._index = index
+        return index
+
+    @property
+    def scores(self) -> np.ndarray:
+        """The reference scores, sorted."""
+        return self._sorted()[0]
+
+    @property
+    def cumulative(self) -> np.ndarray:
+        """``cumulative[i]``: the total weight of the ``i`` smallest scores."""
+        return self._sorted()[1]
 
     def weight_at_or_above(self, test_scores: np.ndarray) -> np.ndarray:
         """Total weight of the reference scores >= each test score."""
-        below = np.searchsorted(self.scores, test_scores, side="left")
-        return self.cumulative[-1] - self.cumulative[below]
+        scores, cumulative = self._sorted()
+        below = np.searchsorted(scores, test_scores, side="left")
+        return cumulative[-1] - cumulative[below]
 
 
 def conformal_sets(references, probabilities, alpha: float) -> np.ndarray:
@@ -182,22 +294,49 @@ def conformal_sets(references, probabilities, alpha: float) -> np.ndarray:
     return count / (total + 1.0) > alpha
 
 
+class Predictions(NamedTuple):
+    """What the rules need of new samples, from an estimator's ``_predictions``.
+
+    ``proba`` the (averaged) probabilities, ``per_model`` each model's own,
+    ``out_of_range`` whether a score leaves a calibrator's fitted range (None
+    when not asked for) and ``margin`` the calibrated score margin of the top
+    class over the runner-up, which keeps ordering where probabilities saturate.
+    """
+
+    proba: np.ndarray
+    per_model: list
+    out_of_range: np.ndarray | None
+    margin: np.ndarray
+
+
 class UncertaintyMixin:
-    """``predict_uncertain``, ``predict_set`` and ``predict_frame`` for an
-    estimator that implements ``_predictions(X)`` (returning the probabilities,
-    the out-of-range mask and each model's own probabilities) and calls
+    """``predict_uncertain``, ``predict_set``, ``predict_frame``,
+    ``shift_report`` and ``select_for_labeling`` for an estimator that
+    implements ``_predictions(X)`` (a :class:`Predictions`) and
+    ``_novelty_features(X)`` (the inputs of each novelty detector), and calls
     ``_fit_uncertainty`` at the end of ``fit``."""
 
-    def _fit_uncertainty(self, proba, y_index, weights, references=None):
-        """Learn the threshold from held-out predictions; keep the conformal
-        references (one per model, in the order of ``_predictions``; ``None``
-        for a single model, whose reference is these predictions')."""
+    def _fit_uncertainty(
+        self, proba, y_index, weights, references=None, novelty=None, margin=None
+    ):
+        """Learn the threshold from held-out predictions (ties in confidence
+        broken by their calibrated ``margin``); keep the conformal references
+        (one per model, in the order of ``_predictions``; ``None`` for a single
+        model, whose reference is these predictions') and the fitted
+        ``NoveltyModel`` of the ``novelty`` rule."""
         self._uncertainty_rules = check_rules(self.uncertainty_rules)
         confidence = proba.max(axis=1)
         correct = _is_correct(proba, y_index)
+        self.uncertainty_margin_threshold_ = -math.inf
         if self.uncertainty_threshold == "auto":
-            threshold, coverage, accuracy = select_threshold(
-                confidence, correct, weights, self.target_accuracy
+            threshold, coverage, accuracy, self.uncertainty_margin_threshold_ = (
+                select_threshold(
+                    confidence,
+                    correct,
+                    weights,
+                    self.target_accuracy,
+                    margin=np.zeros_like(confidence) if margin is None else margin,
+                )
             )
         else:
             threshold = float(self.uncertainty_threshold)
@@ -216,6 +355,92 @@ class UncertaintyMixin:
         if references is None:
             references = [ConformalReference(self.conformity_scores_, weights)]
         self._conformal_references = references
+        self._novelty = novelty
+        self._held_out_summary = self._summarise_held_out(
+            proba, y_index, weights, margin
+        )
+
+    def _summarise_held_out(self, proba, y_index, weights, margin) -> dict:
+        """Flag rates, confidence, loss and accepted accuracy of the held-out
+        predictions: what :meth:`shift_report` expects of a batch."""
+        # the conformal rule's held-out sets need a sorted reference: build it
+        # only for that rule (a sort of every held-out score)
+        pooled = (
+            [ConformalReference(self.conformity_scores_, weights)]
+            if "conformal" in self._uncertainty_rules
+            else None
+        )
+        masks = self._probability_masks(proba, [proba], pooled, margin)
+        rates = {
+            rule: np.dot(weights, mask) / weights.sum() for rule, mask in masks.items()
+        }
+        if "out_of_range" in self._uncertainty_rules:
+            # A new exchangeable score leaves the range of m held-out ones with
+            # chance at most 2/(m + 1) per column; over the columns and the
+            # models this gives an upper bound of the rate, not an estimate
+            # (shift_report tests it one-sided).
+            within = 1.0
+            for reference in self._conformal_references:
+                columns = self._score_columns()
+                within *= max(0.0, 1.0 - 2.0 * columns / (len(reference.scores) + 1))
+            rates["out_of_range"] = 1.0 - within
+        if self._novelty is not None:
+            rates["novelty"] = self._novelty.held_out_flag_rate(self.novelty_alpha)
+        accepted = np.ones(len(y_index), dtype=bool)
+        for mask in masks.values():
+            accepted &= ~mask
+        true_proba = 1.0 - self.conformity_scores_
+        with np.errstate(divide="ignore"):
+            loss = -np.log(true_proba)
+        return held_out_summary(
+            {rule: rates[rule] for rule in self._uncertainty_rules},
+            proba.max(axis=1),
+            loss,
+            accepted,
+            _is_correct(proba, y_index),
+            weights,
+        )
+
+    def _low_confidence(self, top, margin) -> np.ndarray:
+        """``top`` below the threshold; at the threshold, ``margin`` below its
+        margin threshold (ties among saturated probabilities)."""
+        flagged = top < self.uncertainty_threshold_
+        cut = getattr(self, "uncertainty_margin_threshold_", -math.inf)
+        if margin is not None and cut > -math.inf:
+            flagged |= (top == self.uncertainty_threshold_) & (margin < cut)
+        return flagged
+
+    def _probability_masks(self, proba, per_model, references, margin) -> dict:
+        """Flags of the rules that look at probabilities (and margins) only."""
+        masks = {}
+        for rule in self._uncertainty_rules:
+            if rule == "low_confidence":
+                masks[rule] = self._low_confidence(proba.max(axis=1), margin)
+            elif rule == "ambiguous":
+                top, runner_up = top_two(proba)
+                masks[rule] = top < self.ambiguity_ratio * runner_up
+            elif rule == "conformal":
+                sets = conformal_sets(references, per_model, self.conformal_alpha)
+                masks[rule] = sets.sum(axis=1) != 1
+        return masks
+
+    def _warn_if_flagging_everything(self) -> None:
+        """Warn, at each use of the flag, when ``low_confidence`` flags every
+        prediction because no threshold reached ``target_accuracy`` in fit (a
+        fit that never uses the flag, as in a grid search, stays quiet)."""
+        if "low_confidence" in self._uncertainty_rules and math.isinf(
+            self.uncertainty_threshold_
+        ):
+            warnings.warn(
+                # worded as the fit's warning was, which filters may match
+                "no confidence threshold reaches target_accuracy="
+                f"{self.target_accuracy} on the held-out predictions of fit "
+                "(coverage_ == 0), so the low_confidence rule flags every "
+                "prediction. Lower target_accuracy or improve the model.",
+                UserWarning,
+                # the caller of predict_uncertain / predict_frame
+                stacklevel=4,
+            )
 
     def _check_uncertainty_fitted(self):
         if not hasattr(self, "_conformal_references"):
@@ -227,24 +452,190 @@ class UncertaintyMixin:
                 "and predict_frame."
             )
 
-    def _rule_masks(self, X) -> tuple[np.ndarray, dict]:
-        proba, out_of_range, per_model = self._predictions(X)
+    def _novelty_pvalues(self, X) -> np.ndarray:
+        """Conformal novelty p-values of new samples (small: unlike training)."""
+        return self._novelty.pvalues(self._novelty_features(X))
+
+    def _rule_masks(self, X) -> tuple[Predictions, dict, np.ndarray | None]:
+        """The predictions, each rule's flags and, when the ``novelty`` rule is
+        on, the novelty p-values."""
+        predictions = self._predictions(X)
         self._check_uncertainty_fitted()
-        masks = {}
+        self._warn_if_flagging_everything()
+        by_probability = self._probability_masks(
+            predictions.proba,
+            predictions.per_model,
+            self._conformal_references,
+            predictions.margin,
+        )
+        masks, pvalues = {}, None
         for rule in self._uncertainty_rules:
-            if rule == "low_confidence":
-                masks[rule] = proba.max(axis=1) < self.uncertainty_threshold_
-            elif rule == "ambiguous":
-                top, runner_up = top_two(proba)
-                masks[rule] = top < self.ambiguity_ratio * runner_up
-            elif rule == "out_of_range":
-                masks[rule] = out_of_range
+            if rule == "out_of_range":
+                masks[rule] = predictions.out_of_range
+            elif rule == "novelty":
+                pvalues = self._novelty_pvalues(X)
+                masks[rule] = pvalues <= self.novelty_alpha
             else:
-                sets = conformal_sets(
-                    self._conformal_references, per_model, self.conformal_alpha
-                )
-                masks[rule] = sets.sum(axis=1) != 1
-        return proba, masks
+                masks[rule] = by_probability[rule]
+        return predictions, masks, pvalues
+
+    def confidence_margin(self, X) -> np.ndarray:
+        """The calibrated score margin of each prediction: its top class's
+        calibrated score minus the runner-up's.
+
+        Far from the boundary the bounded links saturate, so the most confident
+        predictions share one probability; the margin keeps ordering them by
+        their scores. Everything here that ranks by confidence (the automatic
+        threshold, :meth:`select_for_labeling`) breaks ties with it; pass it as
+        ``margin`` to :func:`~sklearn_gsoftmax.metrics.risk_coverage_curve`.
+
+        Parameters
+        ----------
+        X : array-like of shape (m, ...)
+            Samples (for the calibrator: scores).
+
+        Returns
+        -------
+        margin : ndarray of shape (m,)
+            At least 0; averaged over the (classifier, calibrator) pairs.
+        """
+        return self._predictions(X, with_range=False).margin
+
+    def shift_report(self, X, y=None, *, alpha: float = 0.01):
+        """Does this batch look like the training data? One row per check.
+
+        Each rule's flag rate and the mean top-class probability (and, with
+        labels, the accuracy of the accepted predictions and the log-loss) are
+        compared with what the held-out (out-of-fold) training predictions
+        showed at fit time. Flag rates are tested with an exact binomial test
+        (two-sided: a shift may also make a model more confident), the mean
+        probability with a z-test on the mean (two-sided), the accepted accuracy
+        with a one-sided binomial test (lower) and the log-loss with a one-sided
+        z-test (higher). A check is ``shifted`` when its p-value is below
+        ``alpha`` divided by the number of checks (Bonferroni), so that a batch
+        from the training distribution is called shifted with chance at most
+        about ``alpha``.
+
+        Parameters
+        ----------
+        X : array-like of shape (m, ...)
+            A batch of at least 20 samples (for the calibrator: scores).
+        y : array-like of shape (m,), default=None
+            Their labels, if known: adds the accuracy and log-loss checks.
+        alpha : float in (0, 1), default=0.01
+            Family-wise false-alarm rate of the report.
+
+        Returns
+        -------
+        report : pandas.DataFrame
+            Indexed by check, with the columns ``observed``, ``expected``,
+            ``p_value``, ``shifted`` and ``test`` (the test used). The verdict
+            for the batch, ``report["shifted"].any()``, is also in
+            ``report.attrs["shifted"]``.
+        """
+        from ._shift import MIN_BATCH
+        from ._shift import shift_report as report
+
+        alpha = check_alpha(alpha)
+        predictions, masks, _ = self._rule_masks(X)
+        if not hasattr(self, "_held_out_summary"):
+            raise ValueError(
+                f"this {type(self).__name__} was saved by a version of "
+                "sklearn-gsoftmax without the shift report's held-out summary; "
+                "refit it to use shift_report."
+            )
+        proba = predictions.proba
+        if proba.shape[0] < MIN_BATCH:
+            raise ValueError(
+                f"shift_report needs a batch of at least {MIN_BATCH} samples to test "
+                f"anything, got {proba.shape[0]}; pool batches before reporting."
+            )
+        correct = loss = None
+        if y is not None:
+            y_index = self._label_indices(y, proba.shape[0])
+            correct = _is_correct(proba, y_index)
+            with np.errstate(divide="ignore"):
+                loss = -np.log(proba[np.arange(len(y_index)), y_index])
+        return report(
+            self._held_out_summary,
+            masks,
+            proba.max(axis=1),
+            correct=correct,
+            loss=loss,
+            alpha=alpha,
+        )
+
+    def _label_indices(self, y, n_rows: int) -> np.ndarray:
+        """Positions in ``classes_`` of labels ``y``, with a clear error for
+        labels the estimator does not know."""
+        y = np.asarray(y).reshape(-1)
+        if y.shape[0] != n_rows:
+            raise ValueError(
+                f"X and y have different lengths: {n_rows} and {y.shape[0]}."
+            )
+        known = set(self.classes_.tolist())
+        unseen = sorted({label for label in y.tolist() if label not in known}, key=str)
+        if unseen:
+            raise ValueError(
+                f"y holds labels {unseen} unseen in fit (classes_ are "
+                f"{self.classes_.tolist()}); pass labels of the fitted classes."
+            )
+        return np.searchsorted(self.classes_, y)
+
+    def select_for_labeling(self, X, n_select: int) -> np.ndarray:
+        """Positions of the samples most worth labelling next.
+
+        A label is worth most on an unsure prediction (low top-class
+        probability) and on a novel sample (flagged by the ``novelty`` rule,
+        when it is on). The pool is split into ``n_select`` clusters by k-means
+        weighted by that worth, in the features the novelty detector sees (else
+        the probabilities), and each cluster gives the sample nearest its
+        centre: the labels go where they are worth most, spread out, without
+        near-duplicates. The positions come in priority order: novel first,
+        then the least confident, ties among saturated probabilities broken by
+        the calibrated score margin.
+
+        Parameters
+        ----------
+        X : array-like of shape (m, ...)
+            The pool of unlabelled samples (for the calibrator: scores).
+        n_select : int
+            How many to select, between 1 and ``m``.
+
+        Returns
+        -------
+        positions : ndarray of int of shape (n_select,)
+            Row positions into ``X``, most worth labelling first.
+        """
+        from ._labeling import select_diverse
+
+        predictions = self._predictions(X, with_range=False)
+        self._check_uncertainty_fitted()
+        m = predictions.proba.shape[0]
+        if (
+            isinstance(n_select, bool)
+            or not isinstance(n_select, int | np.integer)
+            or not 1 <= n_select <= m
+        ):
+            raise ValueError(
+                f"n_select must be an integer between 1 and the number of samples "
+                f"in X ({m}), got {n_select!r}."
+            )
+        # the samples are placed where the novelty detector sees them, or by
+        # their probabilities when the rule is off
+        pvalues, features = None, predictions.proba
+        if self._novelty is not None:
+            novelty_features = self._novelty_features(X)
+            pvalues = self._novelty.pvalues(novelty_features)
+            features = novelty_features[0]
+        return select_diverse(
+            n_select,
+            confidence=predictions.proba.max(axis=1),
+            margin=predictions.margin,
+            features=features,
+            pvalues=pvalues,
+            alpha=self.novelty_alpha,
+        )
 
     def predict_uncertain(self, X) -> np.ndarray:
         """Flag the predictions not to trust, by the rules in ``uncertainty_rules``.
@@ -259,8 +650,8 @@ class UncertaintyMixin:
         uncertain : ndarray of bool of shape (m,)
             True where at least one rule flags the prediction.
         """
-        proba, masks = self._rule_masks(X)
-        uncertain = np.zeros(proba.shape[0], dtype=bool)
+        predictions, masks, _ = self._rule_masks(X)
+        uncertain = np.zeros(predictions.proba.shape[0], dtype=bool)
         for mask in masks.values():
             uncertain |= mask
         return uncertain
@@ -292,7 +683,7 @@ class UncertaintyMixin:
             ``sets[i, k]`` is True when ``classes_[k]`` is in sample ``i``'s set.
         """
         alpha = check_alpha(self.conformal_alpha if alpha is None else alpha)
-        _, _, per_model = self._predictions(X)
+        per_model = self._predictions(X, with_range=False).per_model
         self._check_uncertainty_fitted()
         return conformal_sets(self._conformal_references, per_model, alpha)
 
@@ -308,19 +699,24 @@ class UncertaintyMixin:
         -------
         frame : pandas.DataFrame
             Indexed like ``X`` (else 0..m-1), with the columns ``prediction``,
-            ``proba_<class>`` for each class, ``uncertain`` and ``reasons`` (the
-            names of the rules that flagged the row, comma-separated; empty when
-            none did).
+            ``proba_<class>`` for each class, ``novelty_pvalue`` when the
+            ``novelty`` rule is on (the share of held-out training samples at
+            least as novel: small means unlike the training data),
+            ``uncertain`` and ``reasons`` (the names of the rules that flagged
+            the row, comma-separated; empty when none did).
         """
         import pandas as pd
 
-        proba, masks = self._rule_masks(X)
+        predictions, masks, pvalues = self._rule_masks(X)
+        proba = predictions.proba
         index = X.index if isinstance(X, pd.DataFrame | pd.Series) else None
         frame = pd.DataFrame(
             {"prediction": self.classes_[np.argmax(proba, axis=1)]}, index=index
         )
         for k, label in enumerate(self.classes_):
             frame[f"proba_{label}"] = proba[:, k]
+        if pvalues is not None:
+            frame["novelty_pvalue"] = pvalues
         flagged = np.zeros(proba.shape[0], dtype=bool)
         reasons = np.full(proba.shape[0], "", dtype=object)
         for rule, mask in masks.items():

@@ -20,7 +20,7 @@ from sklearn_gsoftmax import (
     linear_softmax_nll_grad,
 )
 from sklearn_gsoftmax.metrics import (
-    probability_report,
+    calibration_report,
     risk_coverage_auc,
     risk_coverage_curve,
     sample_log_loss,
@@ -295,7 +295,7 @@ CASES = {
     ),
     # ---- metrics --------------------------------------------------------------------
     "metric labels unseen in fit": (
-        lambda: probability_report(
+        lambda: calibration_report(
             YX + 5, classifier().predict_proba(X), labels=[0, 1]
         ),
         raises(ValueError, "not in labels"),

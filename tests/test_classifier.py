@@ -321,10 +321,14 @@ def test_estimators_without_decision_function(multiclass_data, estimator):
         1 - 1e-9
     )
     assert model.score(X, y) > 0.8
+    # softmax takes log(max(p, 1e-12)), as CalibratedClassifierCV does; the
+    # calibrator itself still refuses -inf scores under softmax
+    softmax = GaussianSoftmaxClassifier(clone(estimator), link="softmax", cv=3)
+    assert np.all(np.isfinite(softmax.fit(X, y).predict_log_proba(X)))
+    with np.errstate(divide="ignore"):
+        log_proba = np.log(estimator.fit(X, y).predict_proba(X * 10))
     with pytest.raises(ValueError, match="infinite log-loss"):
-        GaussianSoftmaxClassifier(
-            RandomForestClassifier(n_estimators=5, random_state=0), link="softmax", cv=3
-        ).fit(X, y)
+        GaussianSoftmaxCalibrator(link="softmax").fit(log_proba, y)
 
 
 def test_bad_cv_and_labels(binary_data):
@@ -333,7 +337,10 @@ def test_bad_cv_and_labels(binary_data):
 
     with pytest.raises(ValueError, match="Requesting 5-fold"):
         GaussianSoftmaxClassifier(_lr()).fit(X[:6], np.array([0, 0, 0, 0, 1, 1]))
-    with pytest.raises(ValueError, match="LeaveOneOut"):
+    # scikit-learn's opening words, which code matching its message relies on
+    with pytest.raises(
+        ValueError, match="^LeaveOneOut cross-validation does not allow"
+    ):
         GaussianSoftmaxClassifier(_lr(), cv=LeaveOneOut()).fit(X, y)
     with pytest.raises(ValueError, match="one class only"):
         GaussianSoftmaxClassifier(_lr()).fit(X, np.zeros(len(y)))
@@ -404,3 +411,22 @@ def test_log_proba_is_computed_in_log_space(binary_data, ensemble, link):
     else:
         # softmax probabilities round to 0 and 1 far out; their logs do not
         assert np.all(np.isfinite(log_proba)) and np.any(proba == 0.0)
+
+
+@pytest.mark.parametrize("link", ["gaussian", "linear"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_bounds_hold_exactly_after_averaging_the_folds(binary_data, link, dtype):
+    """Issue 9: the mean of three pairs' probabilities at the bound rounded
+    an ulp above it. Far-out samples saturate every pair."""
+    X, y = binary_data
+    X = X.astype(dtype)
+    model = GaussianSoftmaxClassifier(
+        _lr(), link=link, cv=3, uncertainty_rules=("low_confidence",)
+    ).fit(X, y)
+    far = np.vstack([X, 1e3 * X, -1e3 * X]).astype(dtype)
+    proba = model.predict_proba(far).astype(np.float64)
+    n = model.n_samples_
+    high = (n - 1) / n if link == "gaussian" else 1 - 1 / n
+    assert proba.max() <= high and proba.min() >= 1 / n
+    log_proba = model.predict_log_proba(far).astype(np.float64)
+    assert log_proba.max() <= np.log(high)

@@ -150,6 +150,30 @@ def test_rows_sum_to_one_and_respect_bounds(case):
     np.testing.assert_allclose(np.exp(log_p), p, rtol=1e-12, atol=1e-300)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("form", sorted(FORMS))
+@pytest.mark.parametrize("k", [1, 3, 6])
+def test_bounds_hold_exactly_in_the_output_dtype(rng, form, k, dtype):
+    """Issue 9: rounding put saturated probabilities a few ulps above the
+    upper bound (and below the lower one); a threshold at the largest
+    probability seen in fit must hold for every later one. No slack here."""
+    shape = (300,) if k == 1 else (300, k)
+    z = rng.normal(size=shape) * rng.choice(
+        [1.0, 30.0, 1e3, np.inf], size=(300,) + (1,) * (len(shape) - 1)
+    )
+    for n in [7, 10, 100, 539, 1000, 12_345, 10**6, 10**9]:
+        p = FORMS[form](z.astype(dtype), n)
+        assert p.dtype == dtype
+        low, high = bounds(form, n, p.shape[1])
+        p64 = p.astype(np.float64)
+        assert p64.max() <= high and p64.min() >= low, (n, p64.max() - high)
+        log_p = FORMS[form](z.astype(dtype), n, log=True).astype(np.float64)
+        assert log_p.max() <= math.log(high) and log_p.min() >= math.log(low)
+        np.testing.assert_allclose(
+            p64.sum(axis=1), 1.0, rtol=0, atol=1e-12 if dtype == np.float64 else 1e-6
+        )
+
+
 @settings(max_examples=200, deadline=None)
 @given(scores_and_n(max_abs=1e3), st.integers(0, 5), st.floats(1e-3, 50.0))
 def test_order_preserved_and_monotone(case, column, step):

@@ -153,7 +153,8 @@ def test_calibrator_from_before_the_uncertain_flag():
         old.predict_proba(scores), model.predict_proba(scores)
     )
     assert "GaussianSoftmaxCalibrator" in repr(old)
-    assert old.get_params()["uncertainty_rules"] == ("low_confidence",)
+    # parameters added since take the current defaults
+    assert old.get_params()["uncertainty_rules"] == ("low_confidence", "novelty")
     with pytest.raises(ValueError, match="no fitted uncertain-flag state"):
         old.predict_uncertain(scores)
     with pytest.raises(ValueError, match="Refit it"):

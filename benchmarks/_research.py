@@ -1,0 +1,171 @@
+"""Prototype calibrators for issue 12's research directions (benchmark only).
+
+Each prototype calibrates one fold's held-out scores the way the library's
+calibrator does (maximum likelihood under a bounded link, ``n`` the size of the
+whole training set) but changes one thing: the score map, the link, or ``n``.
+They are fitted by L-BFGS with numerical gradients on a handful of parameters,
+so ``Affine`` (the library's own map and link refitted by this fitter) is the
+baseline each direction is compared to, apples to apples.
+
+All work in the ``vs_top`` form: with row-max-shifted scores ``d = z - max z``
+(``d <= 0``), a link bends ``d`` into ``g(d)`` and the probabilities are
+``softmax(g(d))``. Binary scores ``s`` are carried as ``z = (0, s)``.
+
+``Affine``
+    ``z = a * scores + b`` and ``g(d) = L tanh(d / L)``, ``L = ln(n - 1)``: the
+    library's default.
+``BetaMap``
+    For models that give probabilities only: ``z_k = a ln p_k + c ln(1 - p_k)
+    + b_k`` (beta calibration's map, shared ``a, c``), same link.
+``PerClassN``
+    ``L`` of each row from the count of its leading class, ``ln(n_top - 1)``:
+    a confident claim for class ``k`` rests on the ``n_k`` samples of class
+    ``k`` (for two classes: ``p_0 >= 1/n_1`` and ``p_1 >= 1/n_0``).
+``EvidenceBound``
+    Softmax (``g(d) = d``) inside the range of the calibration set's fitted
+    ``d``, bending to the floor only beyond it: ``g(d) = -c - (L - c)
+    tanh((-d - c) / (L - c))`` for ``-d > c``, ``c`` the largest ``-d`` seen in
+    calibration, capped at ``0.8 L``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.optimize import minimize
+from scipy.special import log_softmax
+
+_RIDGE = 1e-6
+_FLOOR = 1e-300  # log of an exact zero probability stays finite for the beta map
+
+
+def _as_two_columns(scores: np.ndarray) -> np.ndarray:
+    scores = np.asarray(scores, dtype=np.float64)
+    if scores.ndim == 1:
+        return np.column_stack([np.zeros_like(scores), scores])
+    return scores
+
+
+def _tanh_bend(d: np.ndarray, big_l) -> np.ndarray:
+    return big_l * np.tanh(d / big_l)
+
+
+class Affine:
+    """``z = a * scores + b`` under the gaussian ``vs_top`` link (the default)."""
+
+    def __init__(self, n: int):
+        self.n = n
+
+    # --- the score map: features of the scores, parameters theta
+    def _prepare(self, scores):
+        z = _as_two_columns(scores)
+        # -inf scores (log of a zero probability) would make a * z NaN at a = 0
+        finite = np.where(np.isfinite(z), z, np.nan)
+        low = np.nanmin(finite) if np.isfinite(finite).any() else 0.0
+        return np.where(np.isneginf(z), low - 50.0, np.nan_to_num(z))
+
+    def _map(self, theta, features):
+        k = features.shape[1]
+        return theta[0] * features + np.concatenate([[0.0], theta[1:k]])
+
+    def _n_params(self, features):
+        return features.shape[1]
+
+    def _initial(self, features):
+        return np.r_[1.0, np.zeros(features.shape[1] - 1)]
+
+    # --- the link
+    def _bend(self, d):
+        return _tanh_bend(d, np.log(self.n - 1))
+
+    def _log_proba_of_map(self, z):
+        d = z - z.max(axis=1, keepdims=True)
+        return log_softmax(self._bend(d), axis=1)
+
+    def _unit(self, features):
+        # standardised scores: one L-BFGS tolerance fits every model's scale
+        return np.std(features) or 1.0
+
+    def fit(self, scores, y):
+        features = self._prepare(scores)
+        self._scale = self._unit(features)
+        features = features / self._scale
+        y = np.asarray(y)
+        rows = np.arange(len(y))
+
+        def loss(theta):
+            log_p = self._log_proba_of_map(self._map(theta, features))
+            return -log_p[rows, y].mean() + _RIDGE * theta @ theta
+
+        self.theta_ = minimize(loss, self._initial(features), method="L-BFGS-B").x
+        return self
+
+    def predict_log_proba(self, scores):
+        features = self._prepare(scores) / self._scale
+        return self._log_proba_of_map(self._map(self.theta_, features))
+
+
+class BetaMap(Affine):
+    """``z_k = a ln p_k + c ln(1 - p_k) + b_k`` on probabilities (``scores``
+    are ``ln p``, as the library takes them from ``predict_proba``)."""
+
+    def _prepare(self, scores):
+        p = np.exp(_as_two_columns(scores))
+        with np.errstate(divide="ignore"):
+            return np.stack(
+                [np.log(np.maximum(p, _FLOOR)), np.log(np.maximum(1 - p, _FLOOR))]
+            )
+
+    def _unit(self, features):
+        return 1.0
+
+    def _map(self, theta, features):
+        k = features.shape[2]
+        intercept = np.concatenate([[0.0], theta[2 : k + 1]])
+        return theta[0] * features[0] + theta[1] * features[1] + intercept
+
+    def _initial(self, features):
+        return np.r_[1.0, 0.0, np.zeros(features.shape[2] - 1)]
+
+
+class PerClassN(Affine):
+    """The default map; each row's ``L`` from its leading class's count."""
+
+    def __init__(self, n: int, class_counts):
+        super().__init__(n)
+        self.class_counts = np.asarray(class_counts, dtype=np.float64)
+
+    def _log_proba_of_map(self, z):
+        top = np.argmax(z, axis=1)
+        big_l = np.log(np.maximum(self.class_counts[top], 3.0) - 1)[:, None]
+        d = z - z.max(axis=1, keepdims=True)
+        return log_softmax(_tanh_bend(d, big_l), axis=1)
+
+
+class EvidenceBound(Affine):
+    """Softmax inside the calibration range, the gaussian bend beyond it."""
+
+    def _bend(self, d):
+        big_l = np.log(self.n - 1)
+        c = min(getattr(self, "_reach", 0.8 * big_l), 0.8 * big_l)
+        excess = -d - c
+        bent = -c - (big_l - c) * np.tanh(np.maximum(excess, 0.0) / (big_l - c))
+        return np.where(excess > 0, bent, d)
+
+    def fit(self, scores, y):
+        # the reach of the evidence: the calibration set's own range of d under
+        # the default fit, then refitted with the softmax core inside it
+        base = Affine(self.n).fit(scores, y)
+        features = base._prepare(scores) / base._scale
+        z = base._map(base.theta_, features)
+        self._reach = float(-(z - z.max(axis=1, keepdims=True)).min())
+        return super().fit(scores, y)
+
+
+def average_proba(per_fold: list, *, space: str) -> np.ndarray:
+    """The folds' probabilities averaged in probability space (``"proba"``, as
+    the library and CalibratedClassifierCV do) or in log space (``"log"``,
+    the renormalised geometric mean)."""
+    if space == "proba":
+        return np.mean(per_fold, axis=0)
+    log_mean = np.mean(np.log(per_fold), axis=0)
+    return np.exp(log_softmax(log_mean, axis=1))

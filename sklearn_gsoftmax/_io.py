@@ -1,0 +1,343 @@
+"""The command line's files: score tables (CSV or Parquet) and model files (skops).
+
+Tables are read whole for ``fit`` and ``report`` and in chunks for ``predict``,
+whose output is appended chunk by chunk, so that its memory does not grow with the
+file. Every problem with a file is raised as :class:`CLIError` with a message that
+names the file, the column and, for bad values, the first bad row.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ._persistence import TRUSTED_TYPES
+
+#: Suffixes of the table formats; pandas reads the compressed CSV ones too.
+CSV_SUFFIXES = (".csv", ".csv.gz", ".csv.bz2", ".csv.xz", ".csv.zst", ".csv.zip")
+PARQUET_SUFFIXES = (".parquet", ".pq")
+
+
+class CLIError(Exception):
+    """A problem with the user's files or arguments: one line on stderr, exit 2."""
+
+
+def table_format(path: str | os.PathLike) -> str:
+    """``"csv"`` or ``"parquet"``, from the file name's suffix."""
+    name = Path(path).name.lower()
+    if name.endswith(CSV_SUFFIXES):
+        return "csv"
+    if name.endswith(PARQUET_SUFFIXES):
+        return "parquet"
+    raise CLIError(
+        f"cannot tell the format of {str(path)!r} from its name; name it *.csv "
+        "(or *.csv.gz) or *.parquet"
+    )
+
+
+def check_exists(path: str | os.PathLike) -> None:
+    if not Path(path).is_file():
+        raise CLIError(f"no such file: {str(path)!r}")
+
+
+def _parquet():
+    try:
+        import pyarrow
+        import pyarrow.parquet
+    except ImportError as exc:  # absent, or built for another numpy
+        raise CLIError(
+            "Parquet files need pyarrow, which failed to import "
+            f"({exc}); install it with: pip install 'sklearn-gsoftmax[parquet]'"
+        ) from None
+    return pyarrow, pyarrow.parquet
+
+
+def _unreadable(path, exc: Exception) -> CLIError:
+    message = " ".join(str(exc).split()) or type(exc).__name__
+    return CLIError(f"cannot read {str(path)!r} as {table_format(path)}: {message}")
+
+
+class ScoreTable:
+    """A CSV or Parquet file of scores (and labels, ids) to read whole or in chunks.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The file; its suffix says the format.
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = path
+        self.format = table_format(path)
+        check_exists(path)
+        self.columns = self._column_names()
+
+    def _column_names(self) -> list[str]:
+        if self.format == "parquet":
+            pyarrow, parquet = _parquet()
+            try:
+                return list(parquet.ParquetFile(self.path).schema_arrow.names)
+            except (OSError, pyarrow.ArrowException) as exc:
+                raise _unreadable(self.path, exc) from None
+        try:
+            return [str(c) for c in pd.read_csv(self.path, nrows=0).columns]
+        except (ValueError, OSError) as exc:  # ParserError, EmptyDataError, decoding
+            raise _unreadable(self.path, exc) from None
+
+    def require(self, columns, what: str) -> None:
+        """Raise unless every one of ``columns`` is in the file."""
+        missing = [c for c in columns if c not in self.columns]
+        if missing:
+            raise CLIError(
+                f"{str(self.path)!r} has no {what} column "
+                f"{', '.join(map(repr, missing))}; its columns are "
+                f"{', '.join(self.columns)}"
+            )
+
+    def read(self, columns: list[str]) -> pd.DataFrame:
+        """The whole table, restricted to ``columns``."""
+        return next(self.chunks(columns, chunksize=None))
+
+    def chunks(self, columns: list[str], chunksize: int | None) -> Iterator:
+        """The table in chunks of ``chunksize`` rows (one chunk for ``None``),
+        restricted to ``columns``, indexed by 0-based row number."""
+        self.require(columns, "requested")
+        if self.format == "parquet":
+            reader = self._parquet_chunks(columns, chunksize)
+        else:
+            reader = self._csv_chunks(columns, chunksize)
+        start = 0
+        while True:
+            try:
+                chunk = next(reader)
+            except StopIteration:
+                if start == 0:
+                    raise CLIError(f"{str(self.path)!r} has no data rows") from None
+                return
+            except (ValueError, OSError) as exc:  # a malformed line mid-file
+                raise _unreadable(self.path, exc) from None
+            if len(chunk) == 0:
+                continue
+            chunk.index = pd.RangeIndex(start, start + len(chunk))
+            start += len(chunk)
+            yield chunk[columns]
+
+    def _csv_chunks(self, columns, chunksize):
+        if chunksize is None:
+            yield pd.read_csv(self.path, usecols=columns)
+            return
+        with pd.read_csv(self.path, usecols=columns, chunksize=chunksize) as reader:
+            yield from reader
+
+    def _parquet_chunks(self, columns, chunksize):
+        pyarrow, parquet = _parquet()
+        try:
+            # pre-buffering keeps every row group read so far in arrow's memory
+            # pool: memory would grow with the file
+            file = parquet.ParquetFile(self.path, pre_buffer=False)
+            if chunksize is None:
+                yield file.read(columns=columns).to_pandas()
+                return
+            for batch in file.iter_batches(batch_size=chunksize, columns=columns):
+                yield batch.to_pandas()
+        except pyarrow.ArrowException as exc:
+            raise _unreadable(self.path, exc) from None
+
+
+def default_score_columns(frame: pd.DataFrame, exclude) -> list[str]:
+    """Every column but ``exclude`` that holds numbers.
+
+    A column of text with a few numbers in it is kept, so that its bad values
+    are reported with their row instead of the column silently dropping out of
+    the scores; a column without a single number (a name, a date) is skipped.
+    """
+    columns = []
+    for name in frame.columns:
+        if name in exclude:
+            continue
+        values = frame[name]
+        if pd.api.types.is_numeric_dtype(values) or (
+            pd.to_numeric(values, errors="coerce").notna().any()
+        ):
+            columns.append(name)
+    return columns
+
+
+def _first_row(frame: pd.DataFrame, mask) -> int | None:
+    """The 1-based data row of the file (the header not counted) of the first
+    True in ``mask``, read from the frame's 0-based row index; ``None`` if none."""
+    mask = np.asarray(mask)
+    if not mask.any():
+        return None
+    return int(frame.index[int(np.argmax(mask))]) + 1
+
+
+#: How the row numbers in the messages count.
+ROWS_COUNTED = "rows counted from 1, header excluded"
+
+
+def score_matrix(frame: pd.DataFrame, columns: list[str], names=None) -> pd.DataFrame:
+    """The score columns as float64, named ``names`` (default: ``columns``).
+
+    Raises on a non-numeric or missing value, naming the first bad row.
+    """
+    arrays = {}
+    for column, name in zip(columns, columns if names is None else names):
+        values = frame[column]
+        if not pd.api.types.is_numeric_dtype(values):
+            numeric = pd.to_numeric(values, errors="coerce")
+            row = _first_row(frame, numeric.isna() & values.notna())
+            if row is not None:
+                raise CLIError(
+                    f"score column {column!r} is not numeric: data row {row} holds "
+                    f"{values.loc[row - 1]!r} ({ROWS_COUNTED}); scores must be "
+                    "numbers"
+                )
+            values = numeric
+        array = values.to_numpy(dtype=np.float64, na_value=np.nan)
+        row = _first_row(frame, np.isnan(array))
+        if row is not None:
+            raise CLIError(
+                f"score column {column!r} has a missing value (NaN) at data row "
+                f"{row} ({ROWS_COUNTED}); drop or fill the rows without scores"
+            )
+        arrays[name] = array
+    return pd.DataFrame(arrays, index=frame.index)
+
+
+def labels_of(frame: pd.DataFrame, column: str) -> np.ndarray:
+    """The label column as an array; raises on the first missing label."""
+    row = _first_row(frame, frame[column].isna())
+    if row is not None:
+        raise CLIError(
+            f"label column {column!r} has a missing value at data row {row} "
+            f"({ROWS_COUNTED})"
+        )
+    return frame[column].to_numpy()
+
+
+class TableWriter:
+    """Write a table chunk by chunk, to a temporary file renamed on success.
+
+    A run that fails halfway leaves no half-written output behind.
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self.format = table_format(path)
+        self._partial = self.path.with_name(self.path.name + ".partial")
+        self._parquet_writer = None
+        self._schema = None
+        self._started = False
+
+    def __enter__(self):
+        return self
+
+    def write(self, frame: pd.DataFrame, template: pd.DataFrame | None = None):
+        """Append ``frame``; the first call's ``template`` (default ``frame``)
+        fixes the column types, which an empty ``frame`` cannot tell."""
+        if self.format == "csv":
+            frame.to_csv(
+                self._partial,
+                mode="a" if self._started else "w",
+                header=not self._started,
+                index=False,
+            )
+        else:
+            pyarrow, parquet = _parquet()
+            if self._schema is None:
+                like = frame if template is None else template
+                self._schema = pyarrow.Schema.from_pandas(like, preserve_index=False)
+                self._parquet_writer = parquet.ParquetWriter(
+                    self._partial, self._schema
+                )
+            try:
+                table = pyarrow.Table.from_pandas(
+                    frame, schema=self._schema, preserve_index=False
+                )
+            except pyarrow.ArrowException as exc:
+                raise CLIError(
+                    f"cannot write rows {frame.index[0] + 1}.. to {str(self.path)!r}: "
+                    f"a column changed type between chunks ({exc})"
+                ) from None
+            self._parquet_writer.write_table(table)
+        self._started = True
+
+    def __exit__(self, exc_type, exc, traceback):
+        if self._parquet_writer is not None:
+            self._parquet_writer.close()
+        if exc_type is None:
+            os.replace(self._partial, self.path)
+        else:
+            self._partial.unlink(missing_ok=True)
+        return False
+
+
+# -- model files ---------------------------------------------------------------
+
+
+def _skops():
+    try:
+        import skops.io
+    except ImportError:
+        raise CLIError(
+            "model files are saved with skops, which is not installed; install it "
+            "with: pip install skops"
+        ) from None
+    return skops.io
+
+
+def save_model(model, path: str | os.PathLike) -> None:
+    _skops().dump(model, path)
+
+
+def load_model(path: str | os.PathLike):
+    """Load a calibrator saved by ``fit``, trusting only our types.
+
+    The types a file would create are listed from its schema before anything is
+    loaded; a file with a type that is neither one of ``TRUSTED_TYPES`` nor one
+    skops trusts by default is refused, so loading never runs untrusted code.
+    """
+    from ._calibrator import GaussianSoftmaxCalibrator
+
+    sio = _skops()
+    check_exists(path)
+    not_ours = f"{str(path)!r} is not a model file of sklearn-gsoftmax"
+    try:
+        untrusted = sio.get_untrusted_types(file=path)
+    except Exception as exc:  # a zip without a skops schema, or not a zip at all
+        raise CLIError(f"{not_ours} (not a skops file: {exc})") from None
+    refused = sorted(set(untrusted) - set(TRUSTED_TYPES))
+    if refused:
+        raise CLIError(
+            f"{not_ours}: it holds types sklearn-gsoftmax does not trust "
+            f"({', '.join(refused)}), so it was not loaded"
+        )
+    try:
+        model = sio.load(path, trusted=TRUSTED_TYPES)
+    except Exception as exc:  # a damaged file, or one of an incompatible version
+        raise CLIError(f"cannot load {str(path)!r}: {exc}") from None
+    if not isinstance(model, GaussianSoftmaxCalibrator):
+        raise CLIError(
+            f"{not_ours}: it holds a {type(model).__name__}, not the "
+            "GaussianSoftmaxCalibrator that 'fit' saves"
+        )
+    return model
+
+
+def saved_by(path: str | os.PathLike) -> str:
+    """The library version stamped in a model file's state, read from its schema
+    (the loaded model drops the stamp once it is checked)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            schema = json.loads(archive.read("schema.json"))
+        stamp = schema["content"]["content"]["_gsoftmax_version"]["content"]
+        return str(json.loads(stamp))
+    except (KeyError, TypeError, ValueError, zipfile.BadZipFile):
+        return "unknown (no version stamp)"

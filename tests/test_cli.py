@@ -1,0 +1,449 @@
+"""The command line on score files: ``fit``, ``predict``, ``report``, ``info``.
+
+Each subcommand runs once as users run it (a subprocess of ``sys.executable``);
+the error paths, where a subprocess would only add a second of imports, run
+in-process through ``main(argv)``.
+"""
+
+import os
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+skops_io = pytest.importorskip("skops.io")
+
+from sklearn_gsoftmax import (  # noqa: E402
+    TRUSTED_TYPES,
+    GaussianSoftmaxCalibrator,
+    __version__,
+)
+from sklearn_gsoftmax._cli import main  # noqa: E402
+from sklearn_gsoftmax.metrics import calibration_report  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+CLASSES = ["cat", "dog", "eel"]
+SCORES = ["a", "b", "c"]
+FRAME_COLUMNS = ["prediction", "proba_cat", "proba_dog", "proba_eel", "uncertain"]
+M = 300
+
+
+def run(*args, pythonpath=()):
+    path = os.pathsep.join([str(ROOT), *map(str, pythonpath)])
+    return subprocess.run(
+        [sys.executable, "-m", "sklearn_gsoftmax", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, PYTHONPATH=path),
+        timeout=300,
+    )
+
+
+def make_scores(m, *, seed=0, shrink=1.0):
+    """Three-class logits with the true class pushed up, ids and string labels."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 3, m)
+    logits = rng.normal(size=(m, 3))
+    logits[np.arange(m), y] += 2.5
+    frame = pd.DataFrame(logits * shrink, columns=SCORES)
+    frame.insert(0, "id", np.arange(1000, 1000 + m))
+    frame["y"] = np.array(CLASSES)[y]
+    return frame
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    """A labelled score file (CSV and Parquet) and a calibrator fitted on it."""
+    root = tmp_path_factory.mktemp("cli")
+    frame = make_scores(M)
+    frame.to_csv(root / "scores.csv", index=False)
+    frame.to_parquet(root / "scores.parquet")
+    # low_confidence only: the expected outputs then do not depend on the
+    # randomised folds of the novelty rule
+    code = cli(
+        "fit", root / "scores.csv", "--label-column", "y", "--id-column", "id",
+        "--rules", "low_confidence", "-o", root / "model.skops",
+    )  # fmt: skip
+    assert code == 0
+    model = skops_io.load(root / "model.skops", trusted=TRUSTED_TYPES)
+    return root, frame, model
+
+
+def cli(*argv):
+    """Run main in-process, as the shell would pass the arguments."""
+    return main([str(a) for a in argv])
+
+
+def error_of(capsys, *argv):
+    """Run main in-process; return its one-line error after checking exit 2."""
+    capsys.readouterr()
+    code = cli(*argv)
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert err.count("\n") == 1 and err.startswith("sklearn-gsoftmax: error: ")
+    return err
+
+
+# -- fit -----------------------------------------------------------------------
+
+
+def test_fit_saves_a_calibrator_that_remembers_columns_and_classes(files, tmp_path):
+    root, frame, model = files
+    out = tmp_path / "m.skops"
+    result = run(
+        "fit", root / "scores.parquet", "--label-column", "y", "--id-column", "id",
+        "--link", "linear", "--n-samples", 5000, "--target-accuracy", 0.9,
+        "--rules", "low_confidence,out_of_range", "-o", out,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    fitted = skops_io.load(out, trusted=TRUSTED_TYPES)
+    assert list(fitted.feature_names_in_) == SCORES  # id and label left out
+    assert list(fitted.classes_) == CLASSES
+    assert fitted.n_samples_ == 5000 and fitted.link == "linear"
+    assert fitted.target_accuracy == 0.9
+    for name in ("n (probability bound 1/n)", "scale", "offsets", "threshold"):
+        assert name in result.stdout
+    assert f"{fitted.scale_:.6g}" in result.stdout
+    assert f"coverage on the fitted data  {fitted.coverage_:.4g}" in result.stdout
+    # without --n-samples, n is the file's row count
+    assert model.n_samples_ == M
+
+
+@pytest.mark.parametrize("command", ["fit", "predict", "report", "info"])
+def test_help_of_each_subcommand(command, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([command, "--help"])
+    assert exit_info.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert f"usage: sklearn-gsoftmax {command}" in text
+    if command == "fit":  # what the file should hold, and what n is
+        assert "NOT trained on" in text
+        assert "training-set size when known" in text and "row count" in text
+
+
+def test_fit_with_explicit_score_columns(files, tmp_path, capsys):
+    root, _, _ = files
+    out = tmp_path / "m.skops"
+    argv = ["fit", root / "scores.csv", "--label-column", "y"]
+    assert (
+        cli(*argv, "--score-columns", "c,a,b", "--rules", "ambiguous", "-o", out) == 0
+    )
+    fitted = skops_io.load(out, trusted=TRUSTED_TYPES)
+    assert list(fitted.feature_names_in_) == ["c", "a", "b"]
+    assert list(fitted.uncertainty_rules) == ["ambiguous"]
+
+
+# -- predict -------------------------------------------------------------------
+
+
+def test_predict_streams_the_frame_next_to_the_ids(files, tmp_path):
+    root, frame, model = files
+    expected = model.predict_frame(frame[SCORES])
+    out = tmp_path / "out.parquet"
+    # a chunk size that does not divide the rows: the last chunk is short
+    result = run(
+        "predict", root / "model.skops", root / "scores.csv", "-o", out,
+        "--id-column", "id", "--chunksize", 70,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    written = pd.read_parquet(out)
+    assert list(written.columns) == ["id", *FRAME_COLUMNS, "reasons"]
+    np.testing.assert_array_equal(written["id"], frame["id"])
+    pd.testing.assert_frame_equal(written.drop(columns="id"), expected)
+    flagged = int(expected["uncertain"].sum())
+    assert 0 < flagged < M
+    assert f"{M} rows scored, {flagged} flagged uncertain" in result.stdout
+
+
+@pytest.mark.parametrize("source", ["scores.csv", "scores.parquet"])
+@pytest.mark.parametrize("output", ["out.csv", "out.parquet"])
+def test_predict_only_uncertain_in_each_format(files, tmp_path, source, output):
+    root, frame, model = files
+    expected = model.predict_frame(frame[SCORES])
+    expected = expected[expected["uncertain"]]
+    out = tmp_path / output
+    argv = ["predict", root / "model.skops", root / source, "-o", out]
+    assert cli(*argv, "--only-uncertain", "--chunksize", "64") == 0
+    written = pd.read_csv(out) if output.endswith("csv") else pd.read_parquet(out)
+    assert list(written.columns) == [*FRAME_COLUMNS, "reasons"]
+    np.testing.assert_array_equal(written["prediction"], expected["prediction"])
+    np.testing.assert_allclose(written["proba_dog"], expected["proba_dog"])
+    assert written["uncertain"].all() and len(written) == len(expected)
+
+
+def test_predict_with_no_row_flagged_writes_the_columns(files, tmp_path):
+    root, frame, _ = files
+    confident = frame.iloc[:0].copy()
+    confident.loc[0] = [1, 10.0, 0.0, 0.0, "cat"]  # far on cat's side
+    confident.to_parquet(tmp_path / "one.parquet")
+    out = tmp_path / "out.parquet"
+    argv = ["predict", root / "model.skops", tmp_path / "one.parquet", "-o", out]
+    assert cli(*argv, "--only-uncertain", "--id-column", "id") == 0
+    written = pd.read_parquet(out)
+    assert len(written) == 0 and list(written.columns)[:2] == ["id", "prediction"]
+
+
+def test_predict_with_default_rules_round_trips(files, tmp_path):
+    """The default rules (novelty included) save, load and predict."""
+    root, frame, _ = files
+    model_file = tmp_path / "default.skops"
+    argv = ["fit", root / "scores.csv", "--label-column", "y", "--id-column", "id"]
+    assert cli(*argv, "-o", model_file) == 0
+    out = tmp_path / "out.csv"
+    argv = ["predict", model_file, root / "scores.csv", "-o", out, "--id-column", "id"]
+    assert cli(*argv) == 0
+    assert len(pd.read_csv(out)) == M
+
+
+# -- report --------------------------------------------------------------------
+
+
+def printed(out: str, name: str) -> float:
+    return float(re.search(rf"^\s*{name}\s+(\S+)$", out, re.MULTILINE).group(1))
+
+
+def test_report_prints_calibration_and_no_shift(files):
+    root, frame, model = files
+    result = run("report", root / "model.skops", root / "scores.csv",
+                 "--label-column", "y")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    proba = model.predict_proba(frame[SCORES])
+    expected = calibration_report(frame["y"], proba, labels=model.classes_)
+    for name in ("log_loss", "brier", "ece", "max_log_loss", "accuracy"):
+        assert printed(out, name) == pytest.approx(expected[name], rel=1e-3)
+    uncertain = model.predict_uncertain(frame[SCORES])
+    correct = model.predict(frame[SCORES]) == frame["y"].to_numpy()
+    assert printed(out, "flagged") == pytest.approx(uncertain.mean(), rel=1e-3)
+    assert printed(out, "accepted_accuracy") == pytest.approx(
+        correct[~uncertain].mean(), rel=1e-3
+    )
+    for column in ("observed", "expected", "p_value", "shifted"):
+        assert column in out
+    assert "no sign of shift" in out and "SHIFTED" not in out
+
+
+def test_report_says_when_the_batch_looks_shifted(files, tmp_path, capsys):
+    root, _, _ = files
+    make_scores(M, seed=1, shrink=0.3).to_csv(tmp_path / "s.csv", index=False)
+    capsys.readouterr()
+    argv = ["report", root / "model.skops", tmp_path / "s.csv", "--label-column", "y"]
+    assert cli(*argv) == 0
+    out = capsys.readouterr().out
+    assert "looks SHIFTED" in out and "flag rate: low_confidence" in out
+
+
+def test_report_on_a_small_batch_skips_the_shift_test(files, tmp_path, capsys):
+    root, frame, _ = files
+    frame.iloc[:10].to_csv(tmp_path / "small.csv", index=False)
+    capsys.readouterr()
+    argv = ["report", root / "model.skops", tmp_path / "small.csv"]
+    assert cli(*argv, "--label-column", "y") == 0
+    out = capsys.readouterr().out
+    assert "log_loss" in out and "shift: not tested" in out
+
+
+# -- info ----------------------------------------------------------------------
+
+
+def test_info_shows_parameters_and_the_saving_version(files):
+    root, _, model = files
+    result = run("info", root / "model.skops")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert f"saved by sklearn-gsoftmax {__version__}" in out
+    assert "link                   'gaussian'" in out
+    assert "classes                      cat, dog, eel" in out
+    assert "score columns                a, b, c" in out
+    assert f"{model.uncertainty_threshold_:.6g}" in out
+
+
+# -- errors: one line, exit 2 --------------------------------------------------
+
+
+def test_error_is_one_line_and_untrusted_code_never_runs(files, tmp_path):
+    """A model file with a type we do not trust is refused before it is loaded:
+    the payload's __setstate__ would write the marker."""
+    module = tmp_path / "payload_module.py"
+    module.write_text(
+        "from pathlib import Path\n"
+        "class Payload:\n"
+        "    def __setstate__(self, state):\n"
+        "        Path(state['marker']).write_text('ran')\n"
+    )
+    marker = tmp_path / "marker"
+    sys.path.insert(0, str(tmp_path))
+    try:
+        from payload_module import Payload
+
+        payload = Payload.__new__(Payload)  # dumping does not call __setstate__
+        payload.marker = str(marker)
+        skops_io.dump(payload, tmp_path / "evil.skops")
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("payload_module", None)
+    root, _, _ = files
+    result = run(
+        "predict", tmp_path / "evil.skops", root / "scores.csv", "-o",
+        tmp_path / "out.csv", pythonpath=[tmp_path],
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert result.stderr.startswith("sklearn-gsoftmax: error: ")
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert "payload_module.Payload" in result.stderr and "not loaded" in result.stderr
+    assert not marker.exists()
+    assert not (tmp_path / "out.csv").exists()
+
+
+def test_model_file_that_is_not_ours(files, tmp_path, capsys):
+    root, _, _ = files
+    from sklearn.linear_model import LogisticRegression
+
+    other = LogisticRegression().fit([[0.0], [1.0]], [0, 1])
+    skops_io.dump(other, tmp_path / "lr.skops")
+    (tmp_path / "text.skops").write_text("not a model")
+    err = error_of(capsys, "info", tmp_path / "lr.skops")
+    assert "holds a LogisticRegression" in err
+    err = error_of(capsys, "info", tmp_path / "text.skops")
+    assert "not a model file of sklearn-gsoftmax (not a skops file" in err
+    assert "no such file" in error_of(capsys, "info", tmp_path / "none.skops")
+
+
+def write_csv(path, frame, row, column, value):
+    """``frame`` with data row ``row`` (1-based) of ``column`` set to ``value``."""
+    frame = frame.astype({column: object})
+    frame.loc[row - 1, column] = value
+    frame.to_csv(path, index=False)
+    return path
+
+
+@pytest.mark.parametrize("chunksize", ["1000000", "50"])
+def test_bad_scores_name_the_first_bad_row(files, tmp_path, capsys, chunksize):
+    root, frame, _ = files
+    model = root / "model.skops"
+    options = ["-o", tmp_path / "out.csv", "--chunksize", chunksize]
+    text = write_csv(tmp_path / "t.csv", frame, 123, "b", "oops")
+    err = error_of(capsys, "predict", model, text, *options)
+    assert "score column 'b' is not numeric: data row 123 holds 'oops'" in err
+    nan = write_csv(tmp_path / "n.csv", frame, 77, "c", np.nan)
+    err = error_of(capsys, "predict", model, nan, *options)
+    assert "score column 'c' has a missing value (NaN) at data row 77" in err
+    # the output of a failed run is not left half-written
+    assert list(tmp_path.glob("out*")) == []
+    err = error_of(
+        capsys, "fit", nan, "--label-column", "y", "-o", tmp_path / "m.skops"
+    )
+    assert "data row 77" in err
+    err = error_of(capsys, "report", model, text, "--label-column", "y")
+    assert "data row 123" in err
+
+
+def test_missing_columns_and_files(files, tmp_path, capsys):
+    root, frame, _ = files
+    model, scores = root / "model.skops", root / "scores.csv"
+    out = ["-o", tmp_path / "out.csv"]
+    err = error_of(capsys, "fit", scores, "--label-column", "z", *out)
+    assert "has no label column 'z'; its columns are id, a, b, c, y" in err
+    err = error_of(capsys, "report", model, scores, "--label-column", "z")
+    assert "has no label column 'z'" in err
+    frame.drop(columns="b").to_csv(tmp_path / "no_b.csv", index=False)
+    err = error_of(capsys, "predict", model, tmp_path / "no_b.csv", *out)
+    assert "has no score column 'b'" in err
+    err = error_of(capsys, "predict", model, scores, *out, "--id-column", "key")
+    assert "has no id column 'key'" in err
+    err = error_of(capsys, "predict", model, tmp_path / "none.csv", *out)
+    assert "no such file: " in err
+    err = error_of(capsys, "predict", tmp_path / "none.skops", scores, *out)
+    assert "no such file: " in err
+
+
+def test_column_count_that_does_not_match_the_calibrator(files, tmp_path, capsys):
+    root, _, _ = files
+    argv = ["predict", root / "model.skops", root / "scores.csv"]
+    err = error_of(capsys, *argv, "-o", tmp_path / "o.csv", "--score-columns", "a,b")
+    assert "--score-columns gives 2 score column(s) but the calibrator was " in err
+    assert "fitted on 3" in err
+    # the right count under other names is read in the fitted order
+    assert cli(*argv, "-o", tmp_path / "o.csv", "--score-columns", "a,b,c") == 0
+
+
+def test_model_fitted_on_an_unnamed_array(files, tmp_path, capsys):
+    """Such a model takes every column but the id's, if their count fits."""
+    root, frame, model = files
+    unnamed = GaussianSoftmaxCalibrator(uncertainty_rules=["low_confidence"])
+    unnamed.fit(frame[SCORES].to_numpy(), frame["y"])
+    skops_io.dump(unnamed, tmp_path / "unnamed.skops")
+    argv = ["predict", tmp_path / "unnamed.skops", root / "scores.csv"]
+    err = error_of(capsys, *argv, "-o", tmp_path / "o.csv", "--id-column", "id")
+    assert "the file has (besides 'id') 4 score column(s)" in err
+    assert cli(*argv, "-o", tmp_path / "o.csv", "--score-columns", "a,b,c") == 0
+    written = pd.read_csv(tmp_path / "o.csv")
+    np.testing.assert_allclose(
+        written["proba_cat"], model.predict_proba(frame[SCORES])[:, 0]
+    )
+
+
+def test_unreadable_files(files, tmp_path, capsys):
+    root, frame, _ = files
+    model = root / "model.skops"
+    out = ["-o", tmp_path / "out.csv"]
+    (tmp_path / "scores.txt").write_text("a,b\n1,2\n")
+    err = error_of(capsys, "predict", model, tmp_path / "scores.txt", *out)
+    assert "cannot tell the format of" in err
+    (tmp_path / "bad.parquet").write_bytes(b"not parquet at all")
+    err = error_of(capsys, "predict", model, tmp_path / "bad.parquet", *out)
+    assert "cannot read" in err and "as parquet" in err
+    text = frame.to_csv(index=False).splitlines()
+    text[200] = '1200,"0.5'  # a quote left open past the first chunk
+    (tmp_path / "open.csv").write_text("\n".join(text) + "\n")
+    err = error_of(
+        capsys, "predict", model, tmp_path / "open.csv", *out, "--chunksize", "50"
+    )
+    assert "cannot read" in err and "as csv" in err
+    (tmp_path / "empty.csv").write_text("")
+    err = error_of(capsys, "fit", tmp_path / "empty.csv", "--label-column", "y", *out)
+    assert "cannot read" in err
+    frame.iloc[:0].to_csv(tmp_path / "header.csv", index=False)
+    err = error_of(capsys, "predict", model, tmp_path / "header.csv", *out)
+    assert "has no data rows" in err
+    err = error_of(capsys, "predict", model, root / "scores.csv", "-o",
+                   root / "scores.csv")  # fmt: skip
+    assert "would overwrite the input" in err
+
+
+def test_labels_and_parameters_the_model_rejects(files, tmp_path, capsys):
+    root, frame, _ = files
+    bad = frame.copy()
+    bad.loc[4, "y"] = "fox"
+    bad.to_csv(tmp_path / "fox.csv", index=False)
+    err = error_of(
+        capsys, "report", root / "model.skops", tmp_path / "fox.csv",
+        "--label-column", "y",
+    )  # fmt: skip
+    assert "label 'fox' at data row 5 is not a class of the model" in err
+    err = error_of(
+        capsys, "fit", root / "scores.csv", "--label-column", "y",
+        "--target-accuracy", "1.5", "-o", tmp_path / "m.skops",
+    )  # fmt: skip
+    assert "target_accuracy" in err
+
+
+def test_readme_file_workflow_runs(files, tmp_path, monkeypatch, capsys):
+    readme = (ROOT / "README.md").read_text()
+    block = re.search(r"```sh\n(.*?)```", readme, flags=re.S).group(1)
+    commands = [shlex.split(line) for line in block.splitlines()]
+    assert [c[:2] for c in commands] == [
+        ["sklearn-gsoftmax", command] for command in ("fit", "predict", "report")
+    ]
+    _, frame, _ = files
+    monkeypatch.chdir(tmp_path)
+    frame.to_csv("scores.csv", index=False)
+    frame.to_parquet("new.parquet")
+    frame.to_csv("labelled.csv", index=False)
+    for command in commands:
+        assert cli(*command[1:]) == 0, capsys.readouterr().err

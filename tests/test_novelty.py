@@ -1,0 +1,272 @@
+"""The novelty rule: its conformal guarantee, detectors, inputs and errors."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.compose import make_column_transformer
+from sklearn.datasets import make_classification
+from sklearn.ensemble import IsolationForest
+from sklearn.frozen import FrozenEstimator
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import train_test_split
+from sklearn.neighbors import LocalOutlierFactor
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+from sklearn_gsoftmax import GaussianSoftmaxCalibrator, GaussianSoftmaxClassifier
+from sklearn_gsoftmax._novelty import (
+    KNeighborsNovelty,
+    NoveltyModel,
+    capped_folds,
+)
+from sklearn_gsoftmax._uncertainty import ConformalReference
+
+
+class _Identity:
+    """A detector whose novelty is the first feature itself."""
+
+    def fit(self, X, y=None):
+        return self
+
+    def score_samples(self, X):
+        return -np.asarray(X, dtype=float)[:, 0]
+
+
+@pytest.mark.parametrize(
+    ("m", "alpha", "largest_unflagged", "smallest_flagged"),
+    [
+        # ceil((19 + 1) * 0.9) = 18: flag above the 18th smallest of 1..19
+        (19, 0.1, 18.0, 18.5),
+        # ceil(20 * 0.95) = 19: flag above 19, never at it
+        (19, 0.05, 19.0, 19.5),
+        # ceil(9 * 0.9) = 9 > m = 8: nothing can be flagged
+        (8, 0.1, 1e9, None),
+    ],
+)
+def test_flags_exactly_above_the_finite_sample_conformal_quantile(
+    m, alpha, largest_unflagged, smallest_flagged
+):
+    reference = ConformalReference(np.arange(1.0, m + 1), np.ones(m))
+    model = NoveltyModel([_Identity()], [reference])
+    pvalue = model.pvalues([np.array([[largest_unflagged]])])[0]
+    assert pvalue > alpha
+    if smallest_flagged is not None:
+        assert model.pvalues([np.array([[smallest_flagged]])])[0] <= alpha
+
+
+def test_pvalues_pool_each_detector_against_its_own_reference():
+    references = [
+        ConformalReference(np.array([1.0, 2.0, 3.0]), np.ones(3)),
+        ConformalReference(np.array([10.0, 20.0]), np.ones(2)),
+    ]
+    model = NoveltyModel([_Identity(), _Identity()], references)
+    # 2.5 against the first: 1 score at or above; 15 against the second: 1
+    pvalue = model.pvalues([np.array([[2.5]]), np.array([[15.0]])])
+    np.testing.assert_allclose(pvalue, (1 + 1 + 1) / (5 + 1))
+
+
+def _flag_rates(make_model, n_splits, seed=0):
+    """Novelty flag rate on in-distribution test data over random splits."""
+    X, y = make_classification(
+        n_samples=500, n_features=6, n_informative=4, random_state=seed
+    )
+    rates = []
+    for split in range(n_splits):
+        X_train, X_test, y_train, _ = train_test_split(
+            X, y, test_size=0.4, random_state=split
+        )
+        model = make_model().fit(X_train, y_train)
+        rates.append(
+            model.predict_frame(X_test)["reasons"].str.contains("novelty").mean()
+        )
+    return np.array(rates)
+
+
+@pytest.mark.parametrize("ensemble", [True, False])
+def test_in_distribution_flag_rate_is_at_most_about_alpha(ensemble):
+    rates = _flag_rates(
+        lambda: GaussianSoftmaxClassifier(
+            LogisticRegression(), cv=3, ensemble=ensemble, novelty_alpha=0.1
+        ),
+        n_splits=12,
+    )
+    # the guarantee is on average over training sets: <= 0.1 up to sampling
+    # error (200 test samples x 12 splits: standard error about 0.006)
+    assert rates.mean() <= 0.1 + 0.02
+    # and the rule is not vacuous: it does flag about alpha
+    assert rates.mean() >= 0.1 - 0.05
+
+
+def test_calibrator_flag_rate_on_scores_is_at_most_about_alpha(rng):
+    rates = []
+    for _ in range(20):
+        scores = rng.normal(size=(600, 3))
+        y = rng.integers(0, 3, 600)
+        calibrator = GaussianSoftmaxCalibrator(
+            novelty_alpha=0.1, uncertainty_rules=("novelty",)
+        ).fit(scores[:400], y[:400])
+        frame = calibrator.predict_frame(scores[400:])
+        rates.append((frame["novelty_pvalue"] <= 0.1).mean())
+    assert abs(np.mean(rates) - 0.1) <= 0.025
+
+
+def test_shifted_samples_are_flagged_and_p_values_ordered():
+    X, y = make_classification(n_samples=600, n_features=5, random_state=0)
+    model = GaussianSoftmaxClassifier(LogisticRegression(), cv=3).fit(X, y)
+    near, far = X[:100], X[:100] + 8 * X.std(axis=0)
+    frame_near, frame_far = model.predict_frame(near), model.predict_frame(far)
+    assert frame_far["reasons"].str.contains("novelty").mean() > 0.9
+    assert frame_near["reasons"].str.contains("novelty").mean() < 0.2
+    assert (frame_far["novelty_pvalue"] < frame_near["novelty_pvalue"]).all()
+
+
+def test_calibrator_flags_scores_far_out():
+    rng = np.random.default_rng(0)
+    scores = rng.normal(size=1000)
+    y = (rng.random(1000) < 1 / (1 + np.exp(-scores))).astype(int)
+    calibrator = GaussianSoftmaxCalibrator().fit(scores, y)
+    frame = calibrator.predict_frame(np.array([0.0, 0.5, 50.0, -50.0, np.inf]))
+    np.testing.assert_array_equal(
+        frame["reasons"].str.contains("novelty"), [False, False, True, True, True]
+    )
+
+
+@pytest.mark.parametrize(
+    "detector",
+    [IsolationForest(random_state=0), LocalOutlierFactor(novelty=True)],
+    ids=["IsolationForest", "LocalOutlierFactor"],
+)
+def test_any_outlier_detector_can_be_plugged_in(detector):
+    X, y = make_classification(n_samples=400, n_features=5, random_state=0)
+    model = GaussianSoftmaxClassifier(
+        LogisticRegression(), cv=3, novelty_detector=detector
+    ).fit(X, y)
+    fitted = model._novelty.detectors
+    assert len(fitted) == 3 and all(type(d) is type(detector) for d in fitted)
+    far = model.predict_frame(X[:50] + 10 * X.std(axis=0))
+    assert far["reasons"].str.contains("novelty").mean() > 0.8
+
+
+def test_pipeline_with_categorical_columns_runs_on_transformed_features():
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(
+        {
+            "colour": rng.choice(["red", "green", "blue"], 400),
+            "size": rng.normal(size=400),
+            "weight": rng.normal(size=400),
+        }
+    )
+    y = (frame["size"] + (frame["colour"] == "red") > 0.5).astype(int)
+    preprocess = make_column_transformer(
+        (OneHotEncoder(), ["colour"]), (StandardScaler(), ["size", "weight"])
+    )
+    model = GaussianSoftmaxClassifier(
+        make_pipeline(preprocess, LogisticRegression()), cv=3
+    ).fit(frame, y)
+    out = model.predict_frame(frame.iloc[:20])
+    assert out.index.equals(frame.index[:20])
+    assert out["novelty_pvalue"].between(0, 1).all()
+    odd = frame.iloc[:20].assign(weight=50.0)
+    assert model.predict_frame(odd)["reasons"].str.contains("novelty").all()
+
+
+def test_prefit_estimator_gets_held_out_novelty_scores():
+    X, y = make_classification(n_samples=500, n_features=5, random_state=0)
+    prefit = LogisticRegression().fit(X[:250], y[:250])
+    model = GaussianSoftmaxClassifier(FrozenEstimator(prefit)).fit(X[250:], y[250:])
+    (reference,) = model._novelty.references
+    assert len(reference.scores) == 250
+    assert len(model._novelty.detectors) == 1
+
+
+def test_reference_and_held_out_rows_are_capped(monkeypatch):
+    from sklearn_gsoftmax import _novelty
+
+    monkeypatch.setattr(_novelty, "MAX_ROWS", 100)
+    monkeypatch.setattr(_novelty, "MAX_HELD_OUT", 100)
+    folds = [
+        (np.arange(300, 1000), np.arange(300)),
+        (np.arange(300), np.arange(300, 1000)),
+    ]
+    capped = capped_folds(folds)
+    assert all(len(train) <= 100 for train, _ in capped)
+    assert sum(len(test) for _, test in capped) <= 100
+    # in proportion to the folds, rows of the fold's own test part only
+    assert set(capped[0][1]) <= set(range(300))
+    detector = KNeighborsNovelty(max_reference=50).fit(
+        np.random.default_rng(0).normal(size=(400, 3))
+    )
+    assert detector.reference_.shape == (50, 3)
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+def test_default_detector_is_the_mean_distance_to_the_nearest_references(sparse):
+    from scipy.sparse import csr_matrix
+    from sklearn.neighbors import NearestNeighbors
+
+    rng = np.random.default_rng(0)
+    X_train = rng.normal(size=(300, 4)) * [1.0, 10.0, 0.1, 3.0]
+    X_new = rng.normal(size=(50, 4)) * 5
+    detector = KNeighborsNovelty(n_neighbors=3).fit(
+        csr_matrix(X_train) if sparse else X_train
+    )
+    # standardised as the detector does: by the training deviation (centred
+    # too when dense; distances do not depend on the centring)
+    scale = X_train.std(axis=0)
+    reference = NearestNeighbors(n_neighbors=3).fit(X_train / scale)
+    distances = reference.kneighbors(X_new / scale)[0].mean(axis=1)
+    new = csr_matrix(X_new) if sparse else X_new
+    np.testing.assert_allclose(detector.score_samples(new), -distances, rtol=1e-9)
+
+
+def test_default_detector_handles_sparse_and_nan_features():
+    from scipy.sparse import random as sparse_random
+
+    rng = np.random.default_rng(0)
+    sparse = sparse_random(200, 10, density=0.3, random_state=0, format="csr")
+    detector = KNeighborsNovelty().fit(sparse)
+    assert np.isfinite(detector.score_samples(sparse)).all()
+    X = rng.normal(size=(200, 4))
+    X[::7, 1] = np.nan
+    detector = KNeighborsNovelty().fit(X)
+    assert np.isfinite(detector.score_samples(X)).all()
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize(
+    ("params", "match"),
+    [
+        ({"novelty_alpha": 0.0}, "novelty_alpha"),
+        ({"novelty_alpha": 1.5}, "novelty_alpha"),
+        (
+            {"novelty_detector": StandardScaler()},
+            "score_samples or decision_function",
+        ),
+        ({"uncertainty_rules": ("novel",)}, "unknown uncertainty rule"),
+    ],
+)
+def test_bad_novelty_parameters_name_the_fix(params, match, dtype):
+    rng = np.random.default_rng(0)
+    scores = rng.normal(size=(60, 3)).astype(dtype)
+    y = np.arange(60) % 3
+    with pytest.raises(ValueError, match=match):
+        GaussianSoftmaxCalibrator(**params).fit(scores, y)
+
+
+def test_features_a_detector_cannot_take_give_a_clear_error():
+    X = pd.DataFrame({"a": ["x", "y"] * 50, "b": np.arange(100.0)})
+    y = np.arange(100) % 2
+
+    class StringTolerant(LogisticRegression):
+        def fit(self, X, y):
+            return super().fit(np.asarray(X)[:, 1:].astype(float), y)
+
+        def decision_function(self, X):
+            return super().decision_function(np.asarray(X)[:, 1:].astype(float))
+
+    with pytest.raises(ValueError, match="novelty rule's detector.*Pipeline"):
+        GaussianSoftmaxClassifier(StringTolerant(), cv=2).fit(X, y)
+    # without the rule, the same data fits
+    GaussianSoftmaxClassifier(
+        StringTolerant(), cv=2, uncertainty_rules=("low_confidence",)
+    ).fit(X, y)
