@@ -42,14 +42,16 @@ from sklearn.svm import LinearSVC
 SCENARIOS = ("in-dist", "noise", "scale", "region")
 
 
-def _synthetic(n_classes):
+def synthetic(n_classes, clusters_per_class=1):
+    """Loader of a 14 000-sample synthetic set."""
+
     def load():
         return datasets.make_classification(
             n_samples=14_000,
             n_features=20,
             n_informative=10,
             n_classes=n_classes,
-            n_clusters_per_class=1,
+            n_clusters_per_class=clusters_per_class,
             flip_y=0.02,
             random_state=0,
         )
@@ -62,8 +64,8 @@ DATASETS = {
     "wine": lambda: datasets.load_wine(return_X_y=True),
     "iris": lambda: datasets.load_iris(return_X_y=True),
     "digits": lambda: datasets.load_digits(return_X_y=True),
-    "synthetic_2": _synthetic(2),
-    "synthetic_5": _synthetic(5),
+    "synthetic_2": synthetic(2),
+    "synthetic_5": synthetic(5),
 }
 
 MODELS = {

@@ -19,7 +19,7 @@ import warnings
 
 import numpy as np
 import pandas as pd
-from _scenarios import DATASETS, MODELS, SCENARIOS, scenario_splits
+from _scenarios import DATASETS, MODELS, SCENARIOS, scenario_splits, synthetic
 from threadpoolctl import threadpool_limits
 
 from sklearn_gsoftmax import GaussianSoftmaxClassifier
@@ -74,7 +74,16 @@ def main(argv=None):
     parser.add_argument("--datasets", default=",".join(DATASETS))
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--csv", default="bench_flags.csv")
+    parser.add_argument(
+        "--clusters-per-class",
+        type=int,
+        default=1,
+        help="clusters per class of the synthetic sets (2: harder for the "
+        "linear models and naive Bayes)",
+    )
     args = parser.parse_args(argv)
+    for k in (2, 5):
+        DATASETS[f"synthetic_{k}"] = synthetic(k, args.clusters_per_class)
     warnings.simplefilter("ignore")
     # one thread per library: on a shared 2-core machine OpenMP threads of the
     # gradient boosting oversubscribe the cores and dominate the run time

@@ -65,6 +65,7 @@ def main(argv=None):
                 "calibrator link=softmax": lambda: GaussianSoftmaxCalibrator(
                     link="softmax", uncertainty_rules=("low_confidence",)
                 ).fit(scores, labels),
+                # the default flag: low_confidence and novelty, gaussian link
                 "calibrator default rules": lambda: GaussianSoftmaxCalibrator().fit(
                     scores, labels
                 ),
@@ -76,13 +77,14 @@ def main(argv=None):
             fits,
             "sklearn sigmoid calibration",
         )
-        print_target(
-            "calibrator(gaussian) fit / sigmoid fit",
-            fits,
-            "calibrator link=gaussian",
-            "sklearn sigmoid calibration",
-            1.0,
-        )
+        for name in ("calibrator link=gaussian", "calibrator default rules"):
+            print_target(
+                f"{name} fit / sigmoid fit",
+                fits,
+                name,
+                "sklearn sigmoid calibration",
+                1.0,
+            )
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
+from . import _dask
 from ._fitting import affine_scores, fit_binary, fit_multiclass
 from ._links import LINKS, binary_margin, link_proba
 from ._novelty import check_detector, fit_pooled
@@ -46,6 +47,11 @@ UNCERTAINTY_CONSTRAINTS = {
     "novelty_alpha": [Interval(Real, 0, 1, closed="neither")],
 }
 
+
+#: Scores the calibrator's novelty rule is fitted on, at most (a random subset
+#: beyond): 5 folds of 20 000 training and 5 000 held-out rows each, of which
+#: the rule keeps 10 000 held-out scores in all.
+NOVELTY_ROWS = 25_000
 
 #: Bound of the calibrator's novelty features: arcsinh of the largest float64 is
 #: about 710, so infinite scores stand beyond every finite one.
@@ -134,7 +140,7 @@ class GaussianSoftmaxCalibrator(
         The ``novelty`` rule's detector, run on the scores: any scikit-learn
         outlier detector with ``score_samples`` or ``decision_function``
         (higher: more normal). ``None`` uses the mean distance to the 5 nearest
-        of at most 2 000 reference scores. It is cross-fitted on 5 folds of the
+        of at most 1 000 reference scores. It is cross-fitted on 5 folds of the
         scores so that each has a held-out novelty score.
     novelty_alpha : float in (0, 1), default=0.05
         The ``novelty`` rule flags a sample whose conformal novelty p-value is
@@ -287,6 +293,8 @@ class GaussianSoftmaxCalibrator(
         self : object
             The fitted calibrator.
         """
+        if _dask.is_dask_collection(scores) or _dask.is_dask_collection(y):
+            return _dask.fit_calibrator(self, scores, y, sample_weight)
         if y is None:
             raise ValueError(
                 f"{type(self).__name__} requires y to be passed, but the target y is "
@@ -323,11 +331,20 @@ class GaussianSoftmaxCalibrator(
         # data it was fitted on are nearly held-out ones.
         novelty = None
         if "novelty" in self._rules():
+            # The rule needs no more rows than it keeps (MAX_ROWS to fit a
+            # detector per fold, MAX_HELD_OUT held-out scores): a random subset
+            # spares passes over 10^6 scores.
+            rows = np.arange(len(z))
+            if len(z) > NOVELTY_ROWS:
+                rng = np.random.default_rng(0)
+                rows = np.sort(rng.choice(len(z), NOVELTY_ROWS, replace=False))
+            features = self._novelty_fit_features(z[rows])
+            folds = KFold(min(5, len(rows)), shuffle=True, random_state=0)
             novelty = fit_pooled(
                 check_detector(self.novelty_detector),
-                self._novelty_fit_features(z),
-                list(KFold(min(5, len(z)), shuffle=True, random_state=0).split(z)),
-                weights,
+                features,
+                list(folds.split(features)),
+                weights[rows],
             )
         self._fit_uncertainty(
             self._proba_of_validated(z),
@@ -474,6 +491,8 @@ class GaussianSoftmaxCalibrator(
         proba : ndarray of shape (m, n_classes)
             Rows sum to 1; float32 for float32 scores.
         """
+        if _dask.is_dask_collection(scores):
+            return _dask.predict(self, "predict_proba", scores)
         return self._proba_of_validated(self._validated(scores))
 
     def predict_log_proba(self, scores) -> np.ndarray:
@@ -489,6 +508,8 @@ class GaussianSoftmaxCalibrator(
         log_proba : ndarray of shape (m, n_classes)
             The logs of :meth:`predict_proba`.
         """
+        if _dask.is_dask_collection(scores):
+            return _dask.predict(self, "predict_log_proba", scores)
         return self._proba_of_validated(self._validated(scores), log=True)
 
     def predict(self, scores) -> np.ndarray:
@@ -504,6 +525,8 @@ class GaussianSoftmaxCalibrator(
         labels : ndarray of shape (m,)
             Entries of ``classes_``.
         """
+        if _dask.is_dask_collection(scores):
+            return _dask.predict(self, "predict", scores)
         proba = self.predict_proba(scores)
         return self.classes_[np.argmax(proba, axis=1)]
 

@@ -36,6 +36,7 @@ from sklearn.utils.validation import (
     column_or_1d,
 )
 
+from . import _dask
 from ._calibrator import (
     UNCERTAINTY_CONSTRAINTS,
     GaussianSoftmaxCalibrator,
@@ -43,7 +44,7 @@ from ._calibrator import (
     sample_count,
 )
 from ._links import LINKS, clip_to_bounds, link_proba
-from ._novelty import capped_folds, check_detector, fit_per_fold, fit_pooled
+from ._novelty import check_detector, fit_pooled
 from ._persistence import VersionedStateMixin
 from ._uncertainty import (
     DEFAULT_RULES,
@@ -364,7 +365,7 @@ class GaussianSoftmaxClassifier(
         ``IsolationForest()`` or ``LocalOutlierFactor(novelty=True)``. It sees
         the features the wrapped estimator's last step sees: ``X`` transformed
         by the fitted preprocessing of a Pipeline, else ``X``. ``None`` uses the
-        mean distance to the 5 nearest of at most 2 000 training samples, on
+        mean distance to the 5 nearest of at most 1 000 training samples, on
         standardised features. Fitted on the same folds as the estimator.
     novelty_alpha : float in (0, 1), default=0.05
         The ``novelty`` rule flags a sample whose conformal novelty p-value is
@@ -737,27 +738,24 @@ class GaussianSoftmaxClassifier(
     def _fit_novelty(self, X, pairs, folds, weights):
         """The ``novelty`` rule's detectors, on the same folds as the pairs.
 
-        With one pair per fold, each fold's detector is fitted on the features
-        of its training rows and scores its held-out rows (cross-conformal).
-        With one pair, held-out scores come from one detector per fold (for a
-        prefit estimator: 5 folds of ``X``), pooled, and the first fold's
-        detector scores new samples.
+        One detector per fold is fitted on the features of its training rows
+        and scores its held-out rows; the held-out scores are pooled, and the
+        first fold's detector scores new samples. With one pair per fold, each
+        fold's features come from that pair's estimator; with one pair (or a
+        prefit estimator, with 5 folds of ``X``), from that pair's.
         """
         detector = check_detector(self.novelty_detector)
         try:
             if len(pairs) > 1:
-                folds = capped_folds(folds)
-                return fit_per_fold(
-                    detector,
-                    (
-                        (
-                            novelty_input(pair.estimator, _safe_indexing(X, train)),
-                            novelty_input(pair.estimator, _safe_indexing(X, test)),
-                        )
-                        for pair, (train, test) in zip(pairs, folds)
-                    ),
-                    (weights[test] for _, test in folds),
-                )
+                # each fold's rows through that fold's own preprocessing
+                def fold_features(index, train, test):
+                    estimator = pairs[index].estimator
+                    return (
+                        novelty_input(estimator, _safe_indexing(X, train)),
+                        novelty_input(estimator, _safe_indexing(X, test)),
+                    )
+
+                return fit_pooled(detector, fold_features, folds, weights)
             if folds is None:
                 splitter = KFold(min(5, len(weights)), shuffle=True, random_state=0)
                 folds = list(splitter.split(weights))
@@ -777,9 +775,8 @@ class GaussianSoftmaxClassifier(
         return self.calibrated_classifiers_[0].calibrator.n_features_in_
 
     def _novelty_features(self, X) -> list:
-        return [
-            novelty_input(pair.estimator, X) for pair in self.calibrated_classifiers_
-        ]
+        # the novelty model's detector belongs to the first pair's fold
+        return [novelty_input(self.calibrated_classifiers_[0].estimator, X)]
 
     def _predictions(self, X, *, with_range=True):
         """Average probabilities of the pairs and each pair's own, the average
@@ -817,6 +814,8 @@ class GaussianSoftmaxClassifier(
         proba : ndarray of shape (m, n_classes)
             The average over ``calibrated_classifiers_`` of their probabilities.
         """
+        if _dask.is_dask_collection(X):
+            return _dask.predict(self, "predict_proba", X)
         check_is_fitted(self)
         pairs = self.calibrated_classifiers_
         return _average(
@@ -837,6 +836,8 @@ class GaussianSoftmaxClassifier(
             Computed in log space from each pair's log-probabilities, so that it
             keeps its precision near 0 and 1; finite for the bounded links.
         """
+        if _dask.is_dask_collection(X):
+            return _dask.predict(self, "predict_log_proba", X)
         check_is_fitted(self)
         logs = [
             pair.proba_and_scores(X, log=True)[0]
@@ -862,6 +863,8 @@ class GaussianSoftmaxClassifier(
         labels : ndarray of shape (m,)
             Entries of ``classes_``.
         """
+        if _dask.is_dask_collection(X):
+            return _dask.predict(self, "predict", X)
         proba = self.predict_proba(X)
         return self.classes_[np.argmax(proba, axis=1)]
 

@@ -288,7 +288,7 @@ def _skops():
     except ImportError:
         raise CLIError(
             "model files are saved with skops, which is not installed; install it "
-            "with: pip install skops"
+            "with: pip install 'sklearn-gsoftmax[cli]'"
         ) from None
     return skops.io
 

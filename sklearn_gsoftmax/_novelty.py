@@ -12,15 +12,15 @@ and the rule flags it when ``p(x) <= novelty_alpha``. That is exactly the
 finite-sample rule "flag scores above the ``ceil((m + 1)(1 - alpha))``-th
 smallest of the ``m`` held-out scores" (never flag when that index exceeds
 ``m``), so for exchangeable data at most a share ``alpha`` of in-distribution
-samples is flagged, on average over training sets. With one detector per fold
-the new sample is scored by each fold's detector and ranked against that fold's
-own held-out scores (cross-conformal), as for the conformal prediction sets.
+samples is flagged, on average over training sets. The held-out scores of all
+folds are pooled and one fold's detector scores new samples (see
+:func:`fit_pooled`).
 
-Cost: the default detector keeps at most ``max_reference`` training rows per
-fold (a random subsample) and the conformal reference holds at most
-``MAX_HELD_OUT`` held-out scores, so fitting costs
-``O(min(n, MAX_HELD_OUT) * max_reference * d)`` and each new sample
-``O(n_detectors * max_reference * d)``, whatever the size of the training set.
+Cost: the default detector keeps at most ``max_reference`` training rows (a
+random subsample) and the conformal reference holds at most ``MAX_HELD_OUT``
+held-out scores, so fitting costs ``O(min(n, MAX_HELD_OUT) * max_reference *
+d)`` and each new sample ``O(max_reference * d)``, whatever the size of the
+training set.
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ class KNeighborsNovelty(BaseEstimator):
     ----------
     n_neighbors : int, default=5
         Number of nearest reference samples averaged.
-    max_reference : int, default=2000
+    max_reference : int, default=1000
         Largest number of training rows kept as reference; caps the memory and
         the time of each prediction.
     random_state : int, RandomState instance or None, default=0
@@ -77,7 +77,7 @@ class KNeighborsNovelty(BaseEstimator):
         "random_state": ["random_state"],
     }
 
-    def __init__(self, n_neighbors=5, max_reference=2000, random_state=0):
+    def __init__(self, n_neighbors=5, max_reference=1000, random_state=0):
         self.n_neighbors = n_neighbors
         self.max_reference = max_reference
         self.random_state = random_state
@@ -163,6 +163,8 @@ class KNeighborsNovelty(BaseEstimator):
         X = self._standardise(_finite_sparse(X))
         reference = self.reference_
         k = min(self.n_neighbors, reference.shape[0])
+        if reference.shape[1] == 1 and not issparse(reference):
+            return -_nearest_on_a_line(X[:, 0], reference[:, 0], k).mean(axis=1)
         # Brute force in chunks of about 10^7 distances, with BLAS: with at
         # most max_reference points it beats a tree, and on small problems it
         # avoids the start-up cost of scikit-learn's parallel neighbour search.
@@ -180,6 +182,19 @@ class KNeighborsNovelty(BaseEstimator):
             nearest = np.partition(squared, k - 1, axis=1)[:, :k]
             scores[start : start + chunk] = -np.sqrt(nearest).mean(axis=1)
         return scores
+
+
+def _nearest_on_a_line(x: np.ndarray, reference: np.ndarray, k: int) -> np.ndarray:
+    """Distances of each ``x`` to its ``k`` nearest ``reference`` points, for
+    one feature: sorted, the k nearest lie among the k on either side of the
+    insertion point, so this costs ``O(m (log r + k))`` instead of ``O(m r)``."""
+    ordered = np.sort(reference)
+    window = np.arange(-k, k)
+    position = np.searchsorted(ordered, x)[:, None] + window
+    inside = (position >= 0) & (position < len(ordered))
+    distances = np.abs(ordered[np.clip(position, 0, len(ordered) - 1)] - x[:, None])
+    distances[~inside] = np.inf
+    return np.partition(distances, k - 1, axis=1)[:, :k]
 
 
 def _finite_sparse(X):
@@ -232,7 +247,8 @@ def novelty_scores(detector, X) -> np.ndarray:
 def _subsample(rows: np.ndarray, size: int, rng) -> np.ndarray:
     if len(rows) <= size:
         return rows
-    return np.sort(rng.choice(rows, size, replace=False))
+    # a Generator draws without replacement in O(size), not O(len(rows))
+    return np.sort(rows[rng.choice(len(rows), size, replace=False)])
 
 
 def capped_folds(folds, random_state=0) -> list:
@@ -240,7 +256,7 @@ def capped_folds(folds, random_state=0) -> list:
     ``MAX_ROWS`` training rows per fold to fit a detector on, and at most
     ``MAX_HELD_OUT`` held-out rows in all (in proportion to the folds' sizes)
     to score."""
-    rng = check_random_state(random_state)
+    rng = np.random.default_rng(random_state)
     total = sum(len(test) for _, test in folds)
     share = min(1.0, MAX_HELD_OUT / max(total, 1))
     return [
@@ -305,22 +321,28 @@ def fit_pooled(detector, features, folds, weights) -> NoveltyModel:
     """Held-out scores from one detector per fold, pooled into one reference;
     the first fold's detector scores new samples.
 
-    The single-model counterpart of :func:`fit_per_fold`, as ``ensemble=False``
-    fits one calibrator on out-of-fold scores. New samples are scored by a
-    detector fitted on as many rows as those that scored the held-out ones: a
-    detector fitted on all rows would find new samples closer (a denser
-    reference) than the held-out ones were found, and flag fewer than
-    ``alpha`` of them (0.063 instead of 0.1 in a test on 3-D scores). ``folds``
-    are ``(train, test)`` row indices into ``features``.
+    New samples are scored by a detector fitted on as many rows as those that
+    scored the held-out ones (a detector fitted on all rows would find new
+    samples closer, a denser reference, than the held-out ones were found, and
+    flag fewer than ``alpha`` of them: 0.063 instead of 0.1 in a test on 3-D
+    scores), and by one detector rather than one per fold, which would
+    multiply the cost of every prediction by the number of folds. ``features``
+    is one array for every fold, or a callable giving ``(train, test)``
+    features of a fold (for folds with their own preprocessing); ``folds`` are
+    ``(train, test)`` row indices.
     """
     folds = capped_folds(folds)
-    per_fold = fit_per_fold(
-        detector,
-        (
+    if callable(features):
+        fold_features = (
+            features(index, train, test) for index, (train, test) in enumerate(folds)
+        )
+    else:
+        fold_features = (
             (_safe_indexing(features, train), _safe_indexing(features, test))
             for train, test in folds
-        ),
-        (weights[test] for _, test in folds),
+        )
+    per_fold = fit_per_fold(
+        detector, fold_features, (weights[test] for _, test in folds)
     )
     return NoveltyModel(per_fold.detectors[:1], [pooled_reference(per_fold.references)])
 

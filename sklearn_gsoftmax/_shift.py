@@ -33,10 +33,16 @@ def held_out_summary(rates: dict, confidence, loss, accepted, correct, weights) 
     total = float(weights.sum())
 
     def mean_and_std(values):
+        # an infinite loss (a zero probability under softmax) has no mean to
+        # compare: summarise the finite ones
         finite = np.isfinite(values)
-        w = weights[finite]
-        mean = float(np.dot(w, values[finite]) / w.sum())
-        return mean, float(np.sqrt(np.dot(w, (values[finite] - mean) ** 2) / w.sum()))
+        w = weights
+        if not finite.all():
+            values, w = values[finite], weights[finite]
+        mean = float(np.dot(w, values) / w.sum())
+        deviation = values - mean
+        deviation *= deviation
+        return mean, float(np.sqrt(np.dot(w, deviation) / w.sum()))
 
     accepted_weight = float(weights[accepted].sum())
     return {

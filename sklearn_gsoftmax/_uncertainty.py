@@ -38,6 +38,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from . import _dask
 from ._shift import held_out_summary
 
 RULES = ("low_confidence", "ambiguous", "out_of_range", "conformal", "novelty")
@@ -84,12 +85,22 @@ def outside_range(z: np.ndarray, score_range: np.ndarray) -> np.ndarray:
 def top_two(proba: np.ndarray):
     """The largest and second largest probability of each row."""
     if proba.shape[1] == 2:
-        return proba.max(axis=1), proba.min(axis=1)
+        return top_probability(proba), np.minimum(proba[:, 0], proba[:, 1])
     part = np.partition(proba, -2, axis=1)
     return part[:, -1], part[:, -2]
 
 
+def top_probability(proba: np.ndarray) -> np.ndarray:
+    """The largest probability of each row (the confidence)."""
+    if proba.shape[1] == 2:
+        # numpy reduces along a short last axis slowly: 10x faster for 10^6 rows
+        return np.maximum(proba[:, 0], proba[:, 1])
+    return proba.max(axis=1)
+
+
 def _is_correct(proba: np.ndarray, y_index: np.ndarray) -> np.ndarray:
+    if proba.shape[1] == 2:
+        return (proba[:, 1] > proba[:, 0]) == (y_index == 1)
     return np.argmax(proba, axis=1) == y_index
 
 
@@ -325,7 +336,7 @@ class UncertaintyMixin:
         model, whose reference is these predictions') and the fitted
         ``NoveltyModel`` of the ``novelty`` rule."""
         self._uncertainty_rules = check_rules(self.uncertainty_rules)
-        confidence = proba.max(axis=1)
+        confidence = top_probability(proba)
         correct = _is_correct(proba, y_index)
         self.uncertainty_margin_threshold_ = -math.inf
         if self.uncertainty_threshold == "auto":
@@ -394,7 +405,7 @@ class UncertaintyMixin:
             loss = -np.log(true_proba)
         return held_out_summary(
             {rule: rates[rule] for rule in self._uncertainty_rules},
-            proba.max(axis=1),
+            top_probability(proba),
             loss,
             accepted,
             _is_correct(proba, y_index),
@@ -415,7 +426,7 @@ class UncertaintyMixin:
         masks = {}
         for rule in self._uncertainty_rules:
             if rule == "low_confidence":
-                masks[rule] = self._low_confidence(proba.max(axis=1), margin)
+                masks[rule] = self._low_confidence(top_probability(proba), margin)
             elif rule == "ambiguous":
                 top, runner_up = top_two(proba)
                 masks[rule] = top < self.ambiguity_ratio * runner_up
@@ -559,7 +570,7 @@ class UncertaintyMixin:
         return report(
             self._held_out_summary,
             masks,
-            proba.max(axis=1),
+            top_probability(proba),
             correct=correct,
             loss=loss,
             alpha=alpha,
@@ -630,7 +641,7 @@ class UncertaintyMixin:
             features = novelty_features[0]
         return select_diverse(
             n_select,
-            confidence=predictions.proba.max(axis=1),
+            confidence=top_probability(predictions.proba),
             margin=predictions.margin,
             features=features,
             pvalues=pvalues,
@@ -650,6 +661,8 @@ class UncertaintyMixin:
         uncertain : ndarray of bool of shape (m,)
             True where at least one rule flags the prediction.
         """
+        if _dask.is_dask_collection(X):
+            return _dask.predict(self, "predict_uncertain", X)
         predictions, masks, _ = self._rule_masks(X)
         uncertain = np.zeros(predictions.proba.shape[0], dtype=bool)
         for mask in masks.values():
@@ -705,6 +718,8 @@ class UncertaintyMixin:
             ``uncertain`` and ``reasons`` (the names of the rules that flagged
             the row, comma-separated; empty when none did).
         """
+        if _dask.is_dask_collection(X):
+            return _dask.predict(self, "predict_frame", X)
         import pandas as pd
 
         predictions, masks, pvalues = self._rule_masks(X)

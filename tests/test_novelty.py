@@ -141,8 +141,10 @@ def test_any_outlier_detector_can_be_plugged_in(detector):
     model = GaussianSoftmaxClassifier(
         LogisticRegression(), cv=3, novelty_detector=detector
     ).fit(X, y)
-    fitted = model._novelty.detectors
-    assert len(fitted) == 3 and all(type(d) is type(detector) for d in fitted)
+    (fitted,) = model._novelty.detectors
+    assert type(fitted) is type(detector) and fitted is not detector
+    # every training sample has a held-out score, from its fold's detector
+    assert len(model._novelty.references[0].scores) == 400
     far = model.predict_frame(X[:50] + 10 * X.std(axis=0))
     assert far["reasons"].str.contains("novelty").mean() > 0.8
 
@@ -200,13 +202,17 @@ def test_reference_and_held_out_rows_are_capped(monkeypatch):
 
 
 @pytest.mark.parametrize("sparse", [False, True])
-def test_default_detector_is_the_mean_distance_to_the_nearest_references(sparse):
+@pytest.mark.parametrize("n_features", [1, 4])  # 1: the sorted, one-feature path
+def test_default_detector_is_the_mean_distance_to_the_nearest_references(
+    sparse, n_features
+):
     from scipy.sparse import csr_matrix
     from sklearn.neighbors import NearestNeighbors
 
     rng = np.random.default_rng(0)
-    X_train = rng.normal(size=(300, 4)) * [1.0, 10.0, 0.1, 3.0]
-    X_new = rng.normal(size=(50, 4)) * 5
+    units = np.array([1.0, 10.0, 0.1, 3.0])[:n_features]
+    X_train = rng.normal(size=(300, n_features)) * units
+    X_new = rng.normal(size=(50, n_features)) * 5
     detector = KNeighborsNovelty(n_neighbors=3).fit(
         csr_matrix(X_train) if sparse else X_train
     )

@@ -1,0 +1,212 @@
+"""Dask collections: lazy predictions, the fit on a (local) cluster, errors."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+da = pytest.importorskip("dask.array")
+dd = pytest.importorskip("dask.dataframe")
+distributed = pytest.importorskip("distributed")
+
+from joblib import parallel_backend  # noqa: E402
+from sklearn.linear_model import LogisticRegression  # noqa: E402
+
+from sklearn_gsoftmax import (  # noqa: E402
+    GaussianSoftmaxCalibrator,
+    GaussianSoftmaxClassifier,
+)
+from sklearn_gsoftmax._dask import QuantileSummary  # noqa: E402
+
+ROWS, CHUNK = 200_000, 20_000
+
+
+@pytest.fixture(scope="module")
+def client():
+    with (
+        distributed.LocalCluster(
+            n_workers=2, processes=False, threads_per_worker=1, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        yield client
+
+
+@pytest.fixture(scope="module")
+def binary():
+    rng = np.random.default_rng(0)
+    s = rng.normal(scale=3.0, size=ROWS)
+    y = (rng.random(ROWS) < 1 / (1 + np.exp(-s))).astype(int)
+    # a few confidently mislabelled far scores: the global search matters
+    s[:20] = 40.0
+    y[:20] = 0
+    return s, y
+
+
+@pytest.fixture(scope="module")
+def fitted(binary):
+    return GaussianSoftmaxCalibrator(
+        uncertainty_rules=("low_confidence", "conformal", "novelty")
+    ).fit(*binary)
+
+
+@pytest.fixture(scope="module")
+def dask_fitted(client, binary):
+    s, y = binary
+    return GaussianSoftmaxCalibrator(
+        uncertainty_rules=("low_confidence", "conformal", "novelty")
+    ).fit(da.from_array(s, chunks=CHUNK), da.from_array(y, chunks=CHUNK))
+
+
+def test_binary_fit_on_cluster_equals_in_memory(fitted, dask_fitted):
+    assert dask_fitted.scale_ == pytest.approx(fitted.scale_, rel=1e-6, abs=1e-6)
+    np.testing.assert_allclose(dask_fitted.intercept_, fitted.intercept_, atol=1e-6)
+    assert dask_fitted.n_samples_ == fitted.n_samples_ == ROWS
+    np.testing.assert_array_equal(dask_fitted.score_range_, fitted.score_range_)
+    np.testing.assert_array_equal(dask_fitted.classes_, fitted.classes_)
+
+
+def test_weighted_multiclass_fit_on_cluster_equals_in_memory(client):
+    rng = np.random.default_rng(1)
+    m, k = 30_000, 3
+    z = rng.normal(scale=2.0, size=(m, k))
+    y = z.argmax(axis=1)
+    noisy = rng.random(m) < 0.2
+    y[noisy] = rng.integers(0, k, noisy.sum())
+    w = rng.integers(1, 4, m).astype(float)
+    labels = np.array(["a", "b", "c"])[y]
+    memory = GaussianSoftmaxCalibrator(uncertainty_rules=()).fit(z, labels, w)
+    on_dask = GaussianSoftmaxCalibrator(uncertainty_rules=()).fit(
+        da.from_array(z, chunks=(5_000, 1)),
+        da.from_array(labels, chunks=7_000),
+        da.from_array(w, chunks=3_000),
+    )
+    assert on_dask.scale_ == pytest.approx(memory.scale_, rel=1e-6)
+    np.testing.assert_allclose(on_dask.intercept_, memory.intercept_, atol=1e-6)
+    assert on_dask.n_samples_ == memory.n_samples_ == w.sum()
+
+
+def test_threshold_and_conformal_state_from_summaries(binary, fitted, dask_fitted):
+    # the threshold is a bin edge at most one bin below the exact choice
+    assert abs(dask_fitted.uncertainty_threshold_ - fitted.uncertainty_threshold_) < (
+        2.0 / 65_536
+    )
+    assert dask_fitted.accepted_accuracy_ >= dask_fitted.target_accuracy
+    assert dask_fitted.coverage_ == pytest.approx(fitted.coverage_, abs=1e-3)
+    # conformal sets from a reference of 10^5 quantiles cover as promised
+    s, y = binary
+    sets = dask_fitted.predict_set(s)
+    coverage = sets[np.arange(len(y)), y].mean()
+    assert abs(coverage - 0.9) < 0.005
+    assert len(dask_fitted.conformity_scores_) <= 100_000
+    summary = dask_fitted._held_out_summary
+    expected = fitted._held_out_summary
+    assert summary["n"] == expected["n"]
+    assert summary["loss"] == pytest.approx(expected["loss"], rel=1e-6)
+    assert summary["rates"]["conformal"] == pytest.approx(
+        expected["rates"]["conformal"], abs=0.005
+    )
+
+
+def test_quantile_summary_rank_error():
+    rng = np.random.default_rng(2)
+    values = rng.standard_exponential(1_000_000)
+    parts = [
+        QuantileSummary(chunk, np.ones(len(chunk)), 100_000)
+        for chunk in np.array_split(values, 10)
+    ]
+    summary = parts[0]
+    for part in parts[1:]:
+        summary = summary.merge(part)
+    assert len(summary.values) == 100_000
+    assert summary.weights.sum() == pytest.approx(len(values))
+    for level in (0.05, 0.5, 0.9, 0.99):
+        cumulative = np.cumsum(summary.weights)
+        q = summary.values[np.searchsorted(cumulative, level * cumulative[-1])]
+        assert abs(np.mean(values <= q) - level) < 5e-5
+
+
+@pytest.mark.parametrize(
+    "method", ["predict_proba", "predict_log_proba", "predict", "predict_uncertain"]
+)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_calibrator_predicts_lazily_block_by_block(
+    client, binary, fitted, method, dtype
+):
+    s = binary[0][:50_000].astype(dtype)
+    lazy = getattr(fitted, method)(da.from_array(s, chunks=CHUNK))
+    assert isinstance(lazy, da.Array)
+    expected = getattr(fitted, method)(s)
+    assert lazy.dtype == expected.dtype
+    assert lazy.chunks[0] == (CHUNK, CHUNK, 10_000)
+    if expected.ndim == 2:
+        assert lazy.chunks[1] == (2,)
+    np.testing.assert_array_equal(lazy.compute(), expected)
+
+
+def test_calibrator_predict_frame_keeps_the_index(client, binary, fitted):
+    s = binary[0][:10_000]
+    frame = pd.DataFrame({"score": s}, index=np.arange(10_000) * 3 + 7)
+    lazy = fitted.predict_frame(dd.from_pandas(frame, npartitions=4))
+    assert isinstance(lazy, dd.DataFrame)
+    pd.testing.assert_frame_equal(lazy.compute(), fitted.predict_frame(frame))
+
+
+@pytest.fixture(scope="module")
+def classification():
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(3_000, 4))
+    y = (X @ [1.0, -2.0, 0.5, 0.0] + rng.normal(size=3_000) > 0).astype(int)
+    return X, y
+
+
+def test_classifier_cv_fits_through_joblib_dask_backend(client, classification):
+    X, y = classification
+    memory = GaussianSoftmaxClassifier(LogisticRegression(), cv=3).fit(X, y)
+    with distributed.get_task_stream(client) as tasks, parallel_backend("dask"):
+        # n_jobs=None leaves the number of jobs to the backend
+        on_dask = GaussianSoftmaxClassifier(LogisticRegression(), cv=3).fit(X, y)
+    # joblib sent the fold fits to the cluster's workers
+    assert len(tasks.data) >= 3
+    np.testing.assert_allclose(on_dask.predict_proba(X), memory.predict_proba(X))
+
+
+def test_classifier_scores_a_dask_dataframe_partition_by_partition(
+    client, classification
+):
+    X, y = classification
+    frame = pd.DataFrame(X, columns=list("abcd"), index=np.arange(3_000) + 10)
+    model = GaussianSoftmaxClassifier(LogisticRegression(), cv=3).fit(frame, y)
+    lazy_frame = dd.from_pandas(frame, npartitions=3)
+    lazy = model.predict_frame(lazy_frame)
+    assert isinstance(lazy, dd.DataFrame)
+    pd.testing.assert_frame_equal(lazy.compute(), model.predict_frame(frame))
+    uncertain = model.predict_uncertain(lazy_frame)
+    np.testing.assert_array_equal(uncertain.compute(), model.predict_uncertain(frame))
+    array_model = GaussianSoftmaxClassifier(LogisticRegression(), cv=3).fit(X, y)
+    proba = array_model.predict_proba(da.from_array(X, chunks=(1_000, 2)))
+    assert proba.chunks == ((1_000,) * 3, (2,))
+    np.testing.assert_array_equal(proba.compute(), array_model.predict_proba(X))
+
+
+def test_nan_scores_name_the_chunk(client):
+    s = np.linspace(-3, 3, 1_000)
+    s[612] = np.nan
+    y = (s > 0).astype(int)
+    with pytest.raises(ValueError, match=r"NaN.*in chunk 2: rows 500 to 750"):
+        GaussianSoftmaxCalibrator().fit(
+            da.from_array(s, chunks=250), da.from_array(y, chunks=250)
+        )
+
+
+def test_mismatched_lengths_and_widths(client):
+    s = da.from_array(np.linspace(-3, 3, 1_000), chunks=250)
+    y = np.arange(999) % 2
+    with pytest.raises(ValueError, match="different lengths: 1000 and 999"):
+        GaussianSoftmaxCalibrator().fit(s, y)
+    z = da.from_array(np.zeros((1_000, 3)), chunks=250)
+    with pytest.raises(ValueError, match=r"3 column\(s\) but y has 2 classes"):
+        GaussianSoftmaxCalibrator().fit(z, np.arange(1_000) % 2)
+    s, y = np.linspace(-3, 3, 100), np.arange(100) % 2
+    fitted = GaussianSoftmaxCalibrator().fit(s, y)
+    with pytest.raises(ValueError, match="features"):
+        fitted.predict_proba(z)

@@ -1,0 +1,246 @@
+"""The analytic derivatives of every fitted loss against finite differences.
+
+A wrong Hessian does not stop the Newton fit from converging (issue 15: the
+cross term or the gaussian link's second-derivative term dropped, it still
+converged, in 15 steps instead of 6, to a scale off by 5e-6), and a wrong
+gradient moves the optimum only a little: so each derivative is compared here
+with central differences of the loss it belongs to, and each loss with
+``-log`` of the link's forward probabilities, an independent code path.
+"""
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose
+
+from sklearn_gsoftmax._fitting import (
+    PRIOR_STRENGTH,
+    _binary_objective,
+    _multiclass_objective,
+)
+from sklearn_gsoftmax._links import (
+    LINKS,
+    binary_nll_derivatives,
+    link_nll_grad,
+    link_proba,
+    multiclass_nll_grad,
+)
+
+RNG = np.random.default_rng(15)
+# margins of every regime of the saturating links: linear part, bend, saturation
+U = np.concatenate([np.linspace(-9.0, 9.0, 37), RNG.normal(scale=3.0, size=23)])
+SIGN = np.where(RNG.random(U.size) < 0.5, -1.0, 1.0)
+# n = 3 has L = ln 2: the gaussian link bends within |u| < 1
+N_VALUES = [3, 20, 1e4]
+FORMS = ["vs_top", "simplex"]
+STEP = 1e-5
+
+
+def _central(f, x, step=STEP):
+    """Central differences of ``f`` (scalar or array valued) along each entry."""
+    x = np.asarray(x, dtype=float)
+    columns = []
+    for i in range(x.size):
+        e = np.zeros_like(x)
+        e.flat[i] = step
+        columns.append((np.asarray(f(x + e)) - np.asarray(f(x - e))) / (2 * step))
+    return np.stack(columns, axis=-1)
+
+
+def _binary_nll_forward(u, sign, n, link):
+    """``-ln p_y`` from the forward link (log-probabilities of ``(m, 2)``)."""
+    log_p = link_proba(u.copy(), n, link, "vs_top", log=True)
+    return -np.where(sign > 0, log_p[:, 1], log_p[:, 0])
+
+
+@pytest.mark.parametrize("n", N_VALUES)
+@pytest.mark.parametrize("link", LINKS)
+def test_binary_loss_and_its_two_derivatives(link, n):
+    """Per row: the loss is the forward link's, d1 its slope, d2 d1's slope
+    (the gaussian link's second-derivative term included)."""
+    loss, d1, d2 = binary_nll_derivatives(U, SIGN, n, link)
+    assert_allclose(loss, _binary_nll_forward(U, SIGN, n, link), rtol=1e-12, atol=1e-14)
+    # rowwise: the derivative of row i depends only on u_i
+    numeric_d1 = (
+        binary_nll_derivatives(U + STEP, SIGN, n, link)[0]
+        - binary_nll_derivatives(U - STEP, SIGN, n, link)[0]
+    ) / (2 * STEP)
+    numeric_d2 = (
+        binary_nll_derivatives(U + STEP, SIGN, n, link)[1]
+        - binary_nll_derivatives(U - STEP, SIGN, n, link)[1]
+    ) / (2 * STEP)
+    assert_allclose(d1, numeric_d1, rtol=1e-6, atol=1e-9)
+    assert_allclose(d2, numeric_d2, rtol=1e-6, atol=1e-9)
+
+
+def test_gaussian_second_derivative_term_matters():
+    """Where the gaussian link bends, d2 differs from the Gauss-Newton term
+    ``p1 p0 slope**2`` alone: the test above can tell them apart."""
+    n = 3
+    loss, d1, d2 = binary_nll_derivatives(U, SIGN, n, "gaussian")
+    big_l = np.log(n - 1)
+    tau = np.tanh(U / big_l)
+    logit = big_l * tau
+    p1 = 1 / (1 + np.exp(-logit))
+    gauss_newton = p1 * (1 - p1) * (1 - tau**2) ** 2
+    assert np.max(np.abs(d2 - gauss_newton)) > 1e-2
+
+
+def test_binary_buffers_are_reused_without_changing_results():
+    buffers = [np.empty_like(U) for _ in range(5)]
+    first = [a.copy() for a in binary_nll_derivatives(U, SIGN, 20, "gaussian", buffers)]
+    again = binary_nll_derivatives(U[::-1].copy(), SIGN[::-1], 20, "gaussian", buffers)
+    fresh = binary_nll_derivatives(U[::-1].copy(), SIGN[::-1], 20, "gaussian")
+    for a, b in zip(again, fresh):
+        assert_allclose(a, b, rtol=0, atol=0)
+    assert not np.array_equal(first[0], again[0])
+
+
+def _binary_problem(seed=0, m=80):
+    rng = np.random.default_rng(seed)
+    s = rng.normal(scale=1.5, size=m)
+    sign = np.where(rng.random(m) < 1 / (1 + np.exp(-2 * s + 0.7)), 1.0, -1.0)
+    w = rng.uniform(0.5, 1.5, size=m)
+    return s, sign, w / w.sum()
+
+
+@pytest.mark.parametrize("n", N_VALUES)
+@pytest.mark.parametrize("link", LINKS)
+@pytest.mark.parametrize("n_params", [1, 2])
+def test_binary_objective_gradient_and_hessian(link, n, n_params):
+    """The fit's 2x2 Hessian, cross term included, and its gradient, prior
+    included, at points on and off the optimum."""
+    s, sign, w = _binary_problem()
+    evaluate = _binary_objective(s, sign, w, n, link, n_params)
+    for theta in ([0.9, -0.6], [2.5, 1.3], [-0.4, 0.2]):
+        theta = np.array(theta[:n_params])
+        value, grad, hess = evaluate(theta)
+        expected = (
+            _binary_nll_forward(
+                theta[0] * s + (theta[-1] if n_params == 2 else 0), sign, n, link
+            )
+            @ w
+        )
+        assert_allclose(
+            value, expected + 0.5 * PRIOR_STRENGTH * theta @ theta, rtol=1e-12
+        )
+        assert_allclose(
+            grad, _central(lambda t: evaluate(t)[0], theta), rtol=1e-6, atol=1e-9
+        )
+        numeric = _central(lambda t: evaluate(t)[1], theta)
+        assert_allclose(hess, numeric, rtol=1e-6, atol=1e-9)
+        assert_allclose(hess, hess.T, rtol=0, atol=0)
+        if n_params == 2:
+            # the cross term is far from 0 here: dropping it is caught above
+            assert abs(hess[0, 1]) > 1e-3
+
+
+def _multiclass_rows(k, m=40, seed=1):
+    rng = np.random.default_rng(seed)
+    z = rng.normal(scale=2.0, size=(m, k))
+    z[0] = 0.0  # a full tie
+    z[1, :2] = 5.0  # a tie at the top
+    y = rng.integers(0, k, size=m)
+    return z, y
+
+
+def _multiclass_nll_forward(z, y, n, link, form):
+    log_p = link_proba(z.copy(), n, link, form, log=True)
+    return -log_p[np.arange(len(y)), y]
+
+
+@pytest.mark.parametrize("k", [3, 5])
+@pytest.mark.parametrize("n", N_VALUES)
+@pytest.mark.parametrize(
+    "link, form", [(link, "vs_top") for link in LINKS] + [("gaussian", "simplex")]
+)
+def test_multiclass_loss_and_gradient(link, form, n, k):
+    """Per row, the loss is the forward link's and the gradient its slope in
+    every score (rows 2 and up: away from the ties, where vs_top has kinks)."""
+    if link == "linear" and n < k:
+        pytest.skip("the linear link needs n >= K")
+    z, y = _multiclass_rows(k)
+    loss, grad = multiclass_nll_grad(z.copy(), y, n, link, form)
+    assert_allclose(
+        loss, _multiclass_nll_forward(z, y, n, link, form), rtol=1e-12, atol=1e-14
+    )
+    assert_allclose(grad.sum(axis=1), 0.0, atol=1e-12)  # shift invariance
+    smooth = slice(2, None)
+    numeric = np.empty_like(z)
+    for j in range(k):
+        e = np.zeros(k)
+        e[j] = STEP
+        numeric[:, j] = (
+            multiclass_nll_grad(z + e, y, n, link, form)[0]
+            - multiclass_nll_grad(z - e, y, n, link, form)[0]
+        ) / (2 * STEP)
+    assert_allclose(grad[smooth], numeric[smooth], rtol=1e-6, atol=1e-9)
+
+
+@pytest.mark.parametrize("link", LINKS)
+@pytest.mark.parametrize("n", [3, 1e4])
+def test_two_column_gradient_is_the_binary_one(link, n):
+    """``(m, 2)`` scores go through the margin: each column's gradient is the
+    slope of the forward loss in that column."""
+    z = np.column_stack([RNG.normal(size=30), RNG.normal(scale=3, size=30)])
+    y = RNG.integers(0, 2, size=30)
+    grad = link_nll_grad(z, y, n, link, "vs_top")
+    for j in range(2):
+        e = np.zeros(2)
+        e[j] = STEP
+        numeric = (
+            _multiclass_nll_forward(z + e, y, n, link, "vs_top")
+            - _multiclass_nll_forward(z - e, y, n, link, "vs_top")
+        ) / (2 * STEP)
+        assert_allclose(grad[:, j], numeric, rtol=1e-6, atol=1e-9)
+
+
+@pytest.mark.parametrize("n", N_VALUES)
+@pytest.mark.parametrize(
+    "link, form", [(link, "vs_top") for link in LINKS] + [("gaussian", "simplex")]
+)
+@pytest.mark.parametrize("n_params", [1, 3])
+def test_multiclass_objective_gradient(link, form, n, n_params):
+    """The L-BFGS objective's gradient in the scale and the offsets (the
+    first offset fixed at 0), prior included, against its loss; and the loss
+    against the forward link."""
+    z, y = _multiclass_rows(3, m=60, seed=2)
+    z = z[2:]
+    y = y[2:]
+    w = np.random.default_rng(3).uniform(0.5, 1.5, size=len(y))
+    w /= w.sum()
+    loss_grad = _multiclass_objective(z, y, w, n, link, form, n_params)
+    for theta in ([0.8, 0.5, -0.7], [2.0, -1.0, 0.3]):
+        theta = np.array(theta[:n_params])
+        value, grad = loss_grad(theta)
+        offsets = np.zeros(3)
+        offsets[1:] = theta[1:] if n_params > 1 else 0.0
+        expected = _multiclass_nll_forward(theta[0] * z + offsets, y, n, link, form) @ w
+        assert_allclose(
+            value, expected + 0.5 * PRIOR_STRENGTH * theta @ theta, rtol=1e-12
+        )
+        numeric = _central(lambda t: loss_grad(t)[0], theta)
+        assert_allclose(grad, numeric, rtol=1e-6, atol=1e-9)
+
+
+@pytest.mark.parametrize("link", LINKS)
+def test_prior_derivatives(link, monkeypatch):
+    """The prior's terms, made large enough to see (it is 1e-9 in the fit)."""
+    import sklearn_gsoftmax._fitting as fitting
+
+    monkeypatch.setattr(fitting, "PRIOR_STRENGTH", 0.3)
+    s, sign, w = _binary_problem(seed=4)
+    evaluate = fitting._binary_objective(s, sign, w, 20, link, 2)
+    theta = np.array([1.7, -0.8])
+    value, grad, hess = evaluate(theta)
+    forward = _binary_nll_forward(theta[0] * s + theta[1], sign, 20, link) @ w
+    assert_allclose(value, forward + 0.15 * theta @ theta, rtol=1e-12)
+    assert_allclose(grad, _central(lambda t: evaluate(t)[0], theta), rtol=1e-6)
+    assert_allclose(hess, _central(lambda t: evaluate(t)[1], theta), rtol=1e-6)
+    z, y = _multiclass_rows(3, m=30, seed=5)
+    loss_grad = fitting._multiclass_objective(
+        z[2:], y[2:], w[:28] / w[:28].sum(), 20, link, "vs_top", 3
+    )
+    theta = np.array([1.2, 0.4, -0.9])
+    assert_allclose(
+        loss_grad(theta)[1], _central(lambda t: loss_grad(t)[0], theta), rtol=1e-6
+    )

@@ -1,0 +1,287 @@
+"""Guards on the fit that the behavioural tests let through (issue 15).
+
+Each test here caught a bug planted in the code that the rest of the suite
+missed: a wrong Hessian that still converges (slowly), a parameter frozen at
+the box, the column of a class a fold never saw written at the wrong place,
+a fold calibrator built on the fold size, and multiclass predictions checked
+only with a zero intercept.
+"""
+
+import warnings
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose, assert_array_equal
+from scipy.optimize import minimize
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import LogisticRegression
+
+from sklearn_gsoftmax import GaussianSoftmaxCalibrator, GaussianSoftmaxClassifier
+from sklearn_gsoftmax._fitting import (
+    _MAX_OFFSET,
+    _MAX_SCALE,
+    PRIOR_STRENGTH,
+    _binary_objective,
+    _damped_newton,
+    _score_unit,
+)
+from sklearn_gsoftmax._links import LINKS, link_proba
+
+BOX = [(-_MAX_SCALE, _MAX_SCALE), (-_MAX_OFFSET, _MAX_OFFSET)]
+
+
+def _logistic(seed, m=500):
+    """Well-conditioned logistic data: standardised scores, labels, weights."""
+    rng = np.random.default_rng(seed)
+    s = rng.normal(scale=2.0, size=m)
+    y = (rng.random(m) < 1 / (1 + np.exp(-(1.3 * s - 0.4)))).astype(int)
+    w = np.full(m, 1 / m)
+    return s / _score_unit(s, w), y, w
+
+
+# --------------------------------------------------------------------------------------
+# Newton's iteration count
+
+
+@pytest.mark.parametrize(
+    "link, n, bound",
+    # Measured: at most 7 passes (10 for the strongly bent gaussian at n = 4).
+    # A dropped Hessian cross term takes 9 to 14; a dropped second-derivative
+    # term of the gaussian link 15 to 23 at n = 4.
+    [(link, n, 8) for link in LINKS for n in (50, 1000)] + [("gaussian", 4, 12)],
+)
+def test_newton_converges_in_few_steps(link, n, bound):
+    for seed in range(3):
+        s_std, y, w = _logistic(seed)
+        evaluate = _binary_objective(s_std, 2.0 * y - 1.0, w, n, link, 2)
+        for start in ([0.0, 0.0], [1.0, 0.0]):
+            fit = _damped_newton(evaluate, np.array(start), BOX)
+            assert fit.problem is None
+            assert fit.n_iter <= bound, (seed, start, fit.n_iter)
+
+
+def test_softmax_calibrator_reports_few_iterations():
+    """Platt scaling from zero: 6 Newton steps (9 or more without the cross
+    term of the Hessian)."""
+    rng = np.random.default_rng(0)
+    s = rng.normal(scale=2.0, size=2000)
+    y = (rng.random(2000) < 1 / (1 + np.exp(-(1.3 * s - 0.4)))).astype(int)
+    calibrator = GaussianSoftmaxCalibrator(link="softmax").fit(s, y)
+    assert 1 <= calibrator.n_iter_ <= 7
+
+
+# --------------------------------------------------------------------------------------
+# The box, and an independent optimiser
+
+
+def _scipy_optimum(objective, starts, bounds):
+    best = None
+    for start in starts:
+        result = minimize(objective, start, method="L-BFGS-B", bounds=bounds)
+        if best is None or result.fun < best.fun:
+            best = result
+    return best
+
+
+# A box around the optimum (standardised scale about 2, offset about -0.3) and
+# small enough that no corner saturates the bounded links: from a saturated
+# corner the loss is flat and any optimiser stays.
+SMALL_BOX = [(-4.0, 4.0), (-1.0, 1.0)]
+
+
+@pytest.mark.parametrize("link", LINKS)
+@pytest.mark.parametrize("corner", [(1, 1), (1, -1), (-1, 1), (-1, -1)])
+def test_newton_leaves_the_box(link, corner):
+    """Started at a corner of the box, where the gradient points inwards, the
+    fit comes back to the optimum scipy finds: a parameter at a bound is held
+    only while its gradient points out of the box."""
+    s_std, y, w = _logistic(1, m=200)
+    evaluate = _binary_objective(s_std, 2.0 * y - 1.0, w, 50, link, 2)
+    start = np.array([corner[0] * 4.0, corner[1] * 1.0])
+    fit = _damped_newton(evaluate, start, SMALL_BOX)
+    reference = _scipy_optimum(
+        lambda theta: evaluate(theta)[0], [[0.0, 0.0], [1.0, 0.0]], SMALL_BOX
+    )
+    assert np.all(np.abs(reference.x) < [4.0, 1.0])  # inside
+    assert fit.problem is None
+    assert fit.value <= reference.fun + 1e-10
+    assert_allclose(fit.theta, reference.x, atol=1e-3)
+
+
+@pytest.mark.parametrize("corner", [(1, 1), (1, -1), (-1, 1), (-1, -1)])
+def test_softmax_newton_leaves_the_outer_box(corner):
+    """The convex loss from the corners of the real box."""
+    s_std, y, w = _logistic(1, m=200)
+    evaluate = _binary_objective(s_std, 2.0 * y - 1.0, w, 50, "softmax", 2)
+    start = np.array([corner[0] * _MAX_SCALE, corner[1] * _MAX_OFFSET])
+    fit = _damped_newton(evaluate, start, BOX)
+    reference = _scipy_optimum(lambda theta: evaluate(theta)[0], [[0.0, 0.0]], BOX)
+    assert fit.problem is None
+    assert_allclose(fit.theta, reference.x, atol=1e-3)
+
+
+def _independent_loss(theta, s_std, y, n, link):
+    """Mean ``-ln p_y`` from the forward link, plus the fit's prior."""
+    log_p = link_proba(theta[0] * s_std + theta[1], n, link, "vs_top", log=True)
+    return -log_p[np.arange(len(y)), y].mean() + 0.5 * PRIOR_STRENGTH * theta @ theta
+
+
+def _tied_problem(seed):
+    """20 samples of five tied score values."""
+    rng = np.random.default_rng(seed)
+    s = rng.integers(-2, 3, size=20).astype(float)
+    y = (rng.random(20) < 1 / (1 + np.exp(-3 * s))).astype(int)
+    return s, y
+
+
+# Found by this test: the linear link's fit on these scores ends silently in
+# the basin of a moderate scale (standardised (3.19, 0.22), loss 0.28681)
+# while the saturated basin at (18.4, -0.78) has 0.28630. The search grid
+# holds the flat model's offset at every scale, so its profile never sees that
+# basin and the grid check cannot flag the result.
+_SILENT_WRONG_OPTIMUM = pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="linear fit misses a saturated basin with another offset (issue 15)",
+)
+
+
+@pytest.mark.parametrize(
+    "seed, link",
+    [(seed, link) for seed in range(2) for link in LINKS]
+    + [pytest.param(23, "linear", marks=_SILENT_WRONG_OPTIMUM)],
+)
+def test_fit_on_tied_scores_matches_scipy(seed, link):
+    """On small problems of tied scores the fit is at the optimum scipy
+    finds from many starts in the same box, or says it is not
+    (ConvergenceWarning): never a silent wrong optimum."""
+    s, y = _tied_problem(seed)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        calibrator = GaussianSoftmaxCalibrator(link=link).fit(s, y)
+    if any(issubclass(w.category, ConvergenceWarning) for w in caught):
+        return
+    unit = _score_unit(s, np.full(len(s), 1 / len(s)))
+    theta = np.array([calibrator.scale_ * unit, calibrator.intercept_[1]])
+    n = len(s)
+    starts = [[a, b] for a in (-100.0, -3.0, 0.0, 3.0, 30.0, 1e3) for b in (-3, 0, 3)]
+    reference = _scipy_optimum(
+        lambda t: _independent_loss(t, s / unit, y, n, link), starts, BOX
+    )
+    fitted = _independent_loss(theta, s / unit, y, n, link)
+    assert fitted <= reference.fun + 1e-7 * abs(reference.fun), (theta, reference.x)
+
+
+# --------------------------------------------------------------------------------------
+# The meta-estimator's folds
+
+
+LABELS = np.array([10, 20, 30])
+
+
+def _folds_missing(missing, m=90):
+    """Two folds; the first one's training rows lack ``LABELS[missing]``."""
+    rng = np.random.default_rng(missing)
+    y_index = np.arange(m) % 3
+    X = rng.normal(size=(m, 2)) + 2.0 * np.eye(3)[y_index][:, :2]
+    X[y_index == 2] -= 2.0
+    half = np.arange(m) < m // 2
+    first_train = np.flatnonzero(half & (y_index != missing))
+    cv = [
+        (first_train, np.flatnonzero(~half)),
+        (np.flatnonzero(~half), np.flatnonzero(half)),
+    ]
+    return X, LABELS[y_index], cv
+
+
+@pytest.mark.parametrize("link", LINKS)
+@pytest.mark.parametrize("missing", [0, 1, 2], ids=["first", "middle", "last"])
+def test_class_missing_from_a_fold_at_every_position(link, missing):
+    """The pair whose estimator never saw a class never predicts it: that
+    class gets the link's smallest probability in every row (the floor 1/n
+    of the linear link, 0 under softmax), and the pair ranks the other
+    classes as its estimator does."""
+    X, y, cv = _folds_missing(missing)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model = GaussianSoftmaxClassifier(LogisticRegression(), cv=cv, link=link)
+        model.fit(X, y)
+    pair = model.calibrated_classifiers_[0]
+    estimator = pair.estimator
+    assert LABELS[missing] not in estimator.classes_
+    proba = pair.proba_and_scores(X)[0]
+    assert proba.shape == (len(X), 3)
+    assert_allclose(proba.sum(axis=1), 1.0)
+    others = np.delete(proba, missing, axis=1)
+    assert np.all(proba[:, missing] <= others.min(axis=1) * (1 + 1e-12))
+    assert np.all(proba[:, missing] < others.max(axis=1))
+    if link == "softmax":
+        assert_array_equal(proba[:, missing], 0.0)
+    elif link == "linear":
+        assert_allclose(proba[:, missing], 1 / model.n_samples_, rtol=1e-12)
+    # the pair's calibrator on the scores of the classes its estimator saw
+    # (a two-class fit): the same ranking of those classes
+    seen = pair.calibrator.predict_proba(estimator.decision_function(X))
+    assert_array_equal(
+        np.delete(LABELS, missing)[others.argmax(axis=1)],
+        estimator.classes_[seen.argmax(axis=1)],
+    )
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_every_fold_calibrator_counts_all_training_samples(weighted):
+    """``n`` of each fold's calibrator is the whole training count (the sum of
+    the weights), not the fold's: the bounds are those of the model trained
+    on everything."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(90, 3))
+    y = (X[:, 0] + rng.normal(size=90) > 0).astype(int)
+    weights = rng.integers(1, 4, size=90).astype(float) if weighted else None
+    model = GaussianSoftmaxClassifier(LogisticRegression(), cv=3)
+    model.fit(X, y, sample_weight=weights)
+    expected = 90.0 if weights is None else weights.sum()
+    assert model.n_samples_ == expected
+    assert len(model.calibrated_classifiers_) == 3
+    for pair in model.calibrated_classifiers_:
+        assert pair.calibrator.n_samples_ == expected
+
+
+# --------------------------------------------------------------------------------------
+# K >= 3 with a non-zero intercept
+
+
+def _reference_proba(u, n, link, form):
+    """The spec's formulas for calibrated logits ``u``, written out in numpy."""
+    k = u.shape[1]
+    if link == "softmax":
+        e = np.exp(u - u.max(axis=1, keepdims=True))
+        return e / e.sum(axis=1, keepdims=True)
+    if link == "linear":
+        return 1 / n + (1 - k / n) * _reference_proba(u, n, "softmax", form)
+    big_l = np.log(n - 1)
+    if form == "vs_top":
+        d = big_l * np.tanh((u - u.max(axis=1, keepdims=True)) / big_l)
+        return _reference_proba(d, n, "softmax", form)
+    sigma = _reference_proba(k * u / big_l, n, "softmax", form)
+    return _reference_proba(big_l * sigma, n, "softmax", form)
+
+
+@pytest.mark.parametrize(
+    "link, form", [(link, "vs_top") for link in LINKS] + [("gaussian", "simplex")]
+)
+def test_multiclass_predictions_with_an_intercept(link, form):
+    """Three classes of unequal frequency pull the offsets away from 0; the
+    predictions equal the spec's formulas at ``scale * z + intercept``."""
+    rng = np.random.default_rng(7)
+    m = 600
+    y = rng.choice(3, size=m, p=[0.6, 0.3, 0.1])
+    z = rng.normal(size=(m, 3)) + 1.5 * np.eye(3)[y]
+    calibrator = GaussianSoftmaxCalibrator(link=link, multiclass=form).fit(z, y)
+    intercept = calibrator.intercept_
+    assert intercept[0] == 0.0
+    assert np.min(np.abs(intercept[1:])) > 0.2
+    z_new = rng.normal(scale=2.0, size=(50, 3))
+    u = calibrator.scale_ * z_new + intercept
+    expected = _reference_proba(u, calibrator.n_samples_, link, form)
+    assert_allclose(calibrator.predict_proba(z_new), expected, rtol=1e-10, atol=1e-14)
+    assert_array_equal(calibrator.predict(z_new), expected.argmax(axis=1))
