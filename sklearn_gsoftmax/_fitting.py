@@ -236,6 +236,11 @@ def _binary_losses(s_std, sign, w, n, link: str, grid: np.ndarray) -> np.ndarray
     return loss.reshape(len(grid), -1) @ w + prior
 
 
+#: Offsets of the binary search's lines, added to the flat model's offset (the
+#: first line, 0, is the flat model's own).
+_OFFSET_SHIFTS = (0.0, -2.0, -1.0, 1.0, 2.0)
+
+
 def _search_then_fit(local_on, sample, sub_values, bounds, signed: bool):
     """The bounded links' fit: :func:`global_fit` over a grid of scales whose
     offsets are those of the flat model (the optimum at scale 0).
@@ -247,14 +252,23 @@ def _search_then_fit(local_on, sample, sub_values, bounds, signed: bool):
     search_fit = local_on(sample, SEARCH_GRADIENT_TOL)[1]
     full_value, final_fit = local_on(None)
     flat = search_fit(np.zeros(len(bounds)), [(0.0, 0.0)] + bounds[1:]).theta
-    grid = np.tile(flat, (len(scale_grid(signed)), 1))
-    grid[:, 0] = scale_grid(signed)
+    scales = scale_grid(signed)
+    # Binary scores: lines of other offsets too. A saturated basin may sit at
+    # an offset far from the flat model's (20 tied scores: the flat line's
+    # profile passed it by and the fit ended 2e-3 worse, silently).
+    shifts = _OFFSET_SHIFTS if len(flat) == 2 else (0.0,)
+    grid = np.tile(flat, (len(shifts) * len(scales), 1))
+    grid[:, 0] = np.tile(scales, len(shifts))
+    if len(flat) == 2:
+        grid[:, 1] += np.repeat(shifts, len(scales))
+        np.clip(grid[:, 1], *bounds[1], out=grid[:, 1])
     return global_fit(
         grid,
         sub_values,
         search_fit,
         final_fit,
         None if sample is None else full_value,
+        lines=len(shifts),
     )
 
 

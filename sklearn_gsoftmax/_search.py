@@ -102,19 +102,34 @@ def _lowest_local_minima(values: np.ndarray, count: int) -> np.ndarray:
     return minima[np.argsort(values[minima], kind="stable")[:count]]
 
 
+def _starts(profile: np.ndarray, lines: int) -> np.ndarray:
+    """Grid indices to start from: the ``N_STARTS`` lowest local minima along
+    the first line (the flat model's offsets), and the lowest minimum of each
+    other line (other offsets, for basins the first line passes by)."""
+    along = profile.reshape(lines, -1)
+    points = along.shape[1]
+    starts = list(_lowest_local_minima(along[0], N_STARTS))
+    for line in range(1, lines):
+        starts.append(line * points + _lowest_local_minima(along[line], 1)[0])
+    return np.array(starts)
+
+
 def global_fit(
     grid: np.ndarray,
     sub_values: Callable[[np.ndarray], np.ndarray],
     search_fit: Callable[[np.ndarray], LocalFit],
     final_fit: Callable[[np.ndarray], LocalFit],
     full_value: Callable[[np.ndarray], float] | None,
+    lines: int = 1,
 ) -> LocalFit:
     """Search the basins on the subsample, refine the best, check.
 
     Parameters
     ----------
-    grid : ndarray of shape (n_points, n_params)
-        Parameter vectors along the scale axis, in order.
+    grid : ndarray of shape (n_lines * n_points, n_params)
+        Parameter vectors along the scale axis, in order, on ``n_lines``
+        lines of different offsets one after the other (the first: the flat
+        model's offsets).
     sub_values : callable
         The losses at the rows of ``grid``, on the subsample.
     search_fit : callable
@@ -125,6 +140,8 @@ def global_fit(
     full_value : callable or None
         The loss at a parameter vector on all rows; ``None`` when the
         subsample is all rows.
+    lines : int, default=1
+        Number of lines of offsets in ``grid``.
 
     Returns
     -------
@@ -134,7 +151,7 @@ def global_fit(
         has a lower loss (the fit is then not at the optimum).
     """
     profile = sub_values(grid)
-    starts = _lowest_local_minima(profile, N_STARTS)
+    starts = _starts(profile, lines)
     best = min((search_fit(grid[i]) for i in starts), key=lambda fit: fit.value)
     best = final_fit(best.theta)
     check_theta = grid[int(np.argmin(profile))]
