@@ -13,18 +13,11 @@ in-memory calibrator. It needs ``pip install "sklearn-gsoftmax[dask]"``.
 # %%
 # A local cluster and scores held on it
 # -------------------------------------
-import sys
-
+import dask.array as da
+import dask.dataframe as dd
 import matplotlib.pyplot as plt
 import numpy as np
-
-try:
-    import dask.array as da
-    import dask.dataframe as dd
-    from distributed import Client, LocalCluster
-except ImportError:
-    print("this example needs dask: pip install 'sklearn-gsoftmax[dask]'")
-    sys.exit(0)
+from distributed import Client, LocalCluster
 
 from sklearn_gsoftmax import GaussianSoftmaxCalibrator
 

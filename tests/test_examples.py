@@ -11,9 +11,15 @@ ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = sorted((ROOT / "examples").glob("plot_*.py"))
 
 
+# Examples of an optional extra, and the modules they need beyond matplotlib
+NEEDS = {"plot_dask_scaling.py": ("dask.dataframe", "distributed")}
+
+
 @pytest.mark.parametrize("script", EXAMPLES, ids=[p.name for p in EXAMPLES])
 def test_example_runs(script, tmp_path):
     pytest.importorskip("matplotlib")
+    for module in NEEDS.get(script.name, ()):
+        pytest.importorskip(module)
     env = dict(os.environ, MPLBACKEND="Agg", PYTHONPATH=str(ROOT))
     result = subprocess.run(
         [sys.executable, str(script)],
