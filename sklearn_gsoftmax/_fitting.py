@@ -63,10 +63,19 @@ def affine_scores(z: np.ndarray, scale: float, intercept) -> np.ndarray:
     ``0 * inf`` would be NaN: with a zero scale the scores carry no information, so
     infinite ones map to the intercept like every other.
     """
-    if z.dtype != np.float64 and abs(scale) > float(np.finfo(z.dtype).max):
-        # The scale itself overflows float32 (scores of tiny magnitude): in
-        # float32, 0 * inf would be NaN. Compute in float64, then round.
-        with np.errstate(over="ignore"):
+    if (
+        z.dtype != np.float64
+        and scale != 0.0
+        and not (
+            float(np.finfo(z.dtype).smallest_subnormal)
+            <= abs(scale)
+            <= float(np.finfo(z.dtype).max)
+        )
+    ):
+        # The scale itself overflows float32 (scores of tiny magnitude) or
+        # underflows to 0 in it (scores of huge magnitude): inf * 0 would be
+        # NaN. Compute in float64, then round.
+        with np.errstate(over="ignore", under="ignore"):
             return affine_scores(z.astype(np.float64), scale, intercept).astype(z.dtype)
     if scale == 0.0:
         out = np.zeros_like(z)

@@ -277,3 +277,19 @@ def test_multiclass_predictions_with_an_intercept(link, form):
     expected = _reference_proba(u, calibrator.n_samples_, link, form)
     assert_allclose(calibrator.predict_proba(z_new), expected, rtol=1e-10, atol=1e-14)
     assert_array_equal(calibrator.predict(z_new), expected.argmax(axis=1))
+
+
+@pytest.mark.parametrize("scale", [1e-50, 1e50, 0.0])
+def test_float32_scores_with_a_scale_outside_float32_never_give_nan(scale):
+    """A fitted scale below float32's smallest number (scores of huge
+    magnitude) rounds to 0 in float32, where inf * 0 is NaN (found by the
+    fuzzer); one above its largest overflows. Both are computed in float64."""
+    from sklearn_gsoftmax._fitting import affine_scores
+
+    z = np.array([np.inf, 1.0, -np.inf], dtype=np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = affine_scores(z, scale, np.float32(0.5))
+    assert out.dtype == np.float32 and not np.isnan(out).any()
+    expected = [0.5] * 3 if scale == 0.0 else [np.inf, 0.5 + scale, -np.inf]
+    assert_allclose(out, np.array(expected, dtype=np.float32))
