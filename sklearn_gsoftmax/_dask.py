@@ -489,9 +489,9 @@ class _DaskFit:
             _binary_losses,
             _binary_objective,
             _damped_newton,
-            _search_then_fit,
             _standardise,
-            not_converged,
+            fit_by_link,
+            values_along,
         )
 
         # locals, so that the chunks' functions ship no Dask graph to workers
@@ -544,23 +544,14 @@ class _DaskFit:
                 lambda theta, box=bounds: _damped_newton(evaluate, theta, box, tol),
             )
 
-        if link == "softmax":
-            theta, value, n_iter, problem = newton_on(None)[1](np.zeros(n_params))
-            if problem is not None:
-                not_converged(problem, value)
-        else:
-            sample = None if sampled is None else "sample"
-            theta, _, n_iter, _ = _search_then_fit(
-                newton_on,
-                sample,
-                lambda grid: (
-                    _binary_losses(*on_sample(), n, link, grid)
-                    if sampled is not None
-                    else np.array([evaluate_all(t)[0] for t in grid])
-                ),
-                bounds,
-                signed=True,
-            )
+        def search():
+            if sampled is None:
+                return None, values_along(lambda t: evaluate_all(t)[0])
+            return "sample", lambda grid: _binary_losses(*on_sample(), n, link, grid)
+
+        theta, n_iter = fit_by_link(
+            link, newton_on, np.zeros(n_params), bounds, True, search
+        )
         intercept = np.array([0.0, theta[1] if self.fit_intercept else 0.0])
         return FitResult(theta[0] / unit, intercept, n_iter)
 
@@ -573,9 +564,10 @@ class _DaskFit:
             FitResult,
             _lbfgs,
             _multiclass_objective,
-            _search_then_fit,
             _standardise,
-            not_converged,
+            fit_by_link,
+            unit_scale_start,
+            values_along,
         )
 
         n, link, total, form = self.n, self.link, self.total, self.multiclass_form
@@ -632,22 +624,13 @@ class _DaskFit:
                 lambda theta, box=bounds: _lbfgs(loss_grad, theta, box, tol),
             )
 
-        if link == "softmax":
-            start = np.zeros(n_params)
-            start[0] = 1.0
-            theta, value, n_iter, problem = lbfgs_on(None)[1](start)
-            if problem is not None:
-                not_converged(problem, value)
-        else:
+        def search():
             sample = None if sampled is None else "sample"
-            sub_value = lbfgs_on(sample)[0]
-            theta, _, n_iter, _ = _search_then_fit(
-                lbfgs_on,
-                sample,
-                lambda grid: np.array([sub_value(t) for t in grid]),
-                bounds,
-                signed=False,
-            )
+            return sample, values_along(lbfgs_on(sample)[0])
+
+        theta, n_iter = fit_by_link(
+            link, lbfgs_on, unit_scale_start(n_params), bounds, False, search
+        )
         intercept = np.zeros(k)
         if self.fit_intercept:
             intercept[1:] = theta[1:]

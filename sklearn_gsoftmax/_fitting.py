@@ -213,21 +213,13 @@ def fit_binary(s, y, weights, n, link: str, fit_intercept: bool) -> FitResult:
             lambda theta, box=bounds: _damped_newton(evaluate, theta, box, tol),
         )
 
-    if link == "softmax":
-        # convex: one start, and the flat fit on far mislabelled scores is
-        # the maximum-likelihood answer
-        theta, value, n_iter, problem = newton_on(None)[1](np.zeros(n_params))
-        if problem is not None:
-            not_converged(problem, value)
-    else:
+    def search():
         sample = search_rows(w, np.abs(s_std))
-        theta, _, n_iter, _ = _search_then_fit(
-            newton_on,
-            sample,
-            lambda grid: _binary_losses(*rows(sample), n, link, grid),
-            bounds,
-            signed=True,
-        )
+        return sample, lambda grid: _binary_losses(*rows(sample), n, link, grid)
+
+    theta, n_iter = fit_by_link(
+        link, newton_on, np.zeros(n_params), bounds, True, search
+    )
     intercept = np.array([0.0, theta[1] if fit_intercept else 0.0])
     return FitResult(theta[0] / unit, intercept, n_iter)
 
@@ -248,6 +240,38 @@ def _binary_losses(s_std, sign, w, n, link: str, grid: np.ndarray) -> np.ndarray
 #: Offsets of the binary search's lines, added to the flat model's offset (the
 #: first line, 0, is the flat model's own).
 _OFFSET_SHIFTS = (0.0, -2.0, -1.0, 1.0, 2.0)
+
+
+def fit_by_link(link, local_on, start, bounds, signed: bool, search):
+    """The fit of every link, from ``local_on(sample)`` (see
+    :func:`_search_then_fit`).
+
+    Softmax's loss is convex in the parameters: one local fit from ``start``
+    is its maximum likelihood (and a flat fit on far mislabelled scores its
+    true answer). The bounded links search their basins first; ``search()``
+    gives the subsample and the losses along a grid on it. Returns the
+    parameters and the iteration count.
+    """
+    if link == "softmax":
+        theta, value, n_iter, problem = local_on(None)[1](start)
+        if problem is not None:
+            not_converged(problem, value)
+        return theta, n_iter
+    sample, sub_values = search()
+    theta, _, n_iter, _ = _search_then_fit(local_on, sample, sub_values, bounds, signed)
+    return theta, n_iter
+
+
+def unit_scale_start(n_params: int) -> np.ndarray:
+    """Scale 1, offsets 0: the multiclass start (scale 0 is a saddle there)."""
+    start = np.zeros(n_params)
+    start[0] = 1.0
+    return start
+
+
+def values_along(value):
+    """The losses at the rows of a grid, one evaluation each."""
+    return lambda grid: np.array([value(theta) for theta in grid])
 
 
 def _search_then_fit(local_on, sample, sub_values, bounds, signed: bool):
@@ -443,26 +467,16 @@ def fit_multiclass(
             lambda theta, box=bounds: _lbfgs(loss_grad, theta, box, tol),
         )
 
-    if link == "softmax":
-        # convex in the parameters: one start is the maximum likelihood
-        start = np.zeros(n_params)
-        start[0] = 1.0
-        theta, value, n_iter, problem = lbfgs_on(None)[1](start)
-        if problem is not None:
-            not_converged(problem, value)
-    else:
+    def search():
         with np.errstate(invalid="ignore"):
             # inf - inf in a row of infinite scores: NaN, counted as extreme
             spread = z_std.max(axis=1) - z_std.min(axis=1)
         sample = search_rows(w, np.nan_to_num(spread, nan=np.inf))
-        sub_value = lbfgs_on(sample)[0]
-        theta, _, n_iter, _ = _search_then_fit(
-            lbfgs_on,
-            sample,
-            lambda grid: np.array([sub_value(theta) for theta in grid]),
-            bounds,
-            signed=False,
-        )
+        return sample, values_along(lbfgs_on(sample)[0])
+
+    theta, n_iter = fit_by_link(
+        link, lbfgs_on, unit_scale_start(n_params), bounds, False, search
+    )
     intercept = np.zeros(k)
     if fit_intercept:
         intercept[1:] = theta[1:]
