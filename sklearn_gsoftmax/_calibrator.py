@@ -167,7 +167,13 @@ class GaussianSoftmaxCalibrator(
     n_iter_ : int
         Iterations of the optimiser.
     uncertainty_threshold_ : float
-        The threshold of the ``low_confidence`` rule.
+        The threshold of the ``low_confidence`` rule; ``inf`` when no threshold
+        reaches ``target_accuracy`` (every prediction is flagged).
+    uncertainty_margin_threshold_ : float
+        Where top-class probabilities tie at ``uncertainty_threshold_`` (they
+        saturate at the bound), those with a calibrated score margin
+        (:meth:`confidence_margin`) below this are flagged too; ``-inf`` when
+        no tie needs breaking.
     coverage_ : float
         Share of the fitted samples whose prediction the threshold accepts.
     accepted_accuracy_ : float

@@ -386,7 +386,13 @@ class GaussianSoftmaxClassifier(
     feature_names_in_ : ndarray of shape (n_features_in_,)
         Feature names seen in fit (when the wrapped estimator records them).
     uncertainty_threshold_ : float
-        The threshold of the ``low_confidence`` rule.
+        The threshold of the ``low_confidence`` rule; ``inf`` when no threshold
+        reaches ``target_accuracy`` (every prediction is flagged).
+    uncertainty_margin_threshold_ : float
+        Where top-class probabilities tie at ``uncertainty_threshold_`` (they
+        saturate at the bound), those with a calibrated score margin
+        (:meth:`confidence_margin`) below this are flagged too; ``-inf`` when
+        no tie needs breaking.
     coverage_ : float
         Share of the held-out predictions the threshold accepts.
     accepted_accuracy_ : float
@@ -418,21 +424,24 @@ class GaussianSoftmaxClassifier(
     rows.
 
     **The uncertain flag.** ``low_confidence`` catches predictions the model
-    itself rates unlikely; ``ambiguous`` catches close calls between the top two
-    classes; ``out_of_range`` catches samples whose scores, for at least one
-    (estimator, calibrator) pair, leave the range that pair's calibrator saw in
-    fit: novelty rather than error (far-out scores are mostly confident and
-    right), so it is off by default and serves data collection; ``conformal``
+    itself rates unlikely; ``novelty`` catches samples unlike the training data
+    (a conformal p-value of a novelty score, at most about ``novelty_alpha``
+    of in-distribution samples flagged), which confidence cannot see on shifted
+    data; ``ambiguous`` catches close calls between the top two classes;
+    ``out_of_range`` catches samples whose scores, for at least one (estimator,
+    calibrator) pair, leave the range that pair's calibrator saw in fit, a
+    cruder novelty signal without a guaranteed false-alarm rate; ``conformal``
     catches samples whose conformal prediction set is not a single class. With
     ``uncertainty_threshold="auto"`` the accepted predictions reach
     ``target_accuracy`` on the held-out data the threshold was chosen on; on new
     data of the same distribution they reach it approximately (a threshold
     chosen on finite data lands a little below its target about half the time),
-    and on shifted data there is no guarantee. Every held-out probability comes
-    from a classifier that did not see the sample (with ``ensemble=True``, its
-    own fold's pair; the calibrator's few parameters are fitted on it), and a
-    new sample's conformal score is ranked against the held-out scores of the
-    same pair (cross-conformal prediction).
+    and on shifted data there is no guarantee: :meth:`shift_report` tells when a
+    batch no longer looks like the training data. Every held-out probability
+    comes from a classifier that did not see the sample (with ``ensemble=True``,
+    its own fold's pair, with the pair's calibrator cross-fitted within the
+    fold), and a new sample's conformal score is ranked against the held-out
+    scores of the same pair (cross-conformal prediction).
 
     Scores are taken from ``decision_function`` where the estimator has it, else
     from ``log(predict_proba)``: exact zero probabilities become ``-inf`` scores,
