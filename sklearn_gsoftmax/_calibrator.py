@@ -306,7 +306,7 @@ class GaussianSoftmaxCalibrator(
                 f"{type(self).__name__} requires y to be passed, but the target y is "
                 "None; pass the labels the scores should predict."
             )
-        check_rules(self.uncertainty_rules)
+        rules = check_rules(self.uncertainty_rules)
         z = self._validate_scores(scores, reset=True)
         y = column_or_1d(y, warn=True)
         if y.shape[0] != z.shape[0]:
@@ -336,7 +336,7 @@ class GaussianSoftmaxCalibrator(
         # The calibrator has a scale and K - 1 offsets: its probabilities on the
         # data it was fitted on are nearly held-out ones.
         novelty = None
-        if "novelty" in self._rules():
+        if "novelty" in rules:
             # The rule needs no more rows than it keeps (MAX_ROWS to fit a
             # detector per fold, MAX_HELD_OUT held-out scores): a random subset
             # spares passes over 10^6 scores.
@@ -360,9 +360,6 @@ class GaussianSoftmaxCalibrator(
             margin=self._margin_of_validated(z),
         )
         return self
-
-    def _rules(self) -> tuple:
-        return check_rules(self.uncertainty_rules)
 
     def _novelty_fit_features(self, z: np.ndarray) -> np.ndarray:
         """Scores as features of the novelty detector, with the centre and

@@ -292,7 +292,7 @@ class NoveltyModel:
         """Share (by weight) of the held-out samples the rule would flag, each
         ranked against the pooled held-out scores as a new sample would be:
         the flag rate to expect of new samples from the training distribution."""
-        pooled = pooled_reference(self.references)
+        pooled = ConformalReference.pooled(self.references)
         total = pooled.cumulative[-1]
         # a held-out sample counts itself among the scores at or above its own,
         # as the "1 +" counts a new sample
@@ -344,12 +344,6 @@ def fit_pooled(detector, features, folds, weights) -> NoveltyModel:
     per_fold = fit_per_fold(
         detector, fold_features, (weights[test] for _, test in folds)
     )
-    return NoveltyModel(per_fold.detectors[:1], [pooled_reference(per_fold.references)])
-
-
-def pooled_reference(references) -> ConformalReference:
-    """One reference holding the scores and weights of several."""
-    return ConformalReference(
-        np.concatenate([r.scores for r in references]),
-        np.concatenate([np.diff(r.cumulative) for r in references]),
+    return NoveltyModel(
+        per_fold.detectors[:1], [ConformalReference.pooled(per_fold.references)]
     )

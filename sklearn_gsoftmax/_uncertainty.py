@@ -266,6 +266,22 @@ class ConformalReference:
             self._index = index
         return index
 
+    @classmethod
+    def pooled(cls, references) -> ConformalReference:
+        """One reference holding the scores and weights of several."""
+        parts = [reference._scores_and_weights() for reference in references]
+        return cls(
+            np.concatenate([scores for scores, _ in parts]),
+            np.concatenate([weights for _, weights in parts]),
+        )
+
+    def _scores_and_weights(self) -> tuple:
+        # unsorted when not sorted yet: pooling need not sort each part
+        if "_index" in self.__dict__:
+            scores, cumulative = self._index
+            return scores, np.diff(cumulative)
+        return self._unsorted
+
     @property
     def scores(self) -> np.ndarray:
         """The reference scores, sorted."""
@@ -376,11 +392,14 @@ class UncertaintyMixin:
         predictions: what :meth:`shift_report` expects of a batch."""
         # the conformal rule's held-out sets need a sorted reference: build it
         # only for that rule (a sort of every held-out score)
-        pooled = (
-            [ConformalReference(self.conformity_scores_, weights)]
-            if "conformal" in self._uncertainty_rules
-            else None
-        )
+        pooled = None
+        if "conformal" in self._uncertainty_rules:
+            # a single model's reference holds these very scores already
+            pooled = (
+                self._conformal_references
+                if len(self._conformal_references) == 1
+                else [ConformalReference(self.conformity_scores_, weights)]
+            )
         masks = self._probability_masks(proba, [proba], pooled, margin)
         rates = {
             rule: np.dot(weights, mask) / weights.sum() for rule, mask in masks.items()
