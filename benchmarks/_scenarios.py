@@ -28,6 +28,8 @@ Scenarios, each a (train, test) pair:
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 from sklearn import datasets
 from sklearn.decomposition import PCA
@@ -38,6 +40,7 @@ from sklearn.naive_bayes import GaussianNB
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import LinearSVC
+from threadpoolctl import threadpool_limits
 
 SCENARIOS = ("in-dist", "noise", "scale", "region")
 
@@ -101,3 +104,22 @@ def scenario_splits(X, y, *, seed=0, scenarios=SCENARIOS):
         )[:, 0]
         inside = position <= np.quantile(position, 0.7)
         yield "region", X[inside], y[inside], X[~inside], y[~inside]
+
+
+def training_sets(datasets, models):
+    """Every training set of every dataset x model: yields ``(dataset, model,
+    X_train, y_train, tests)``, ``tests`` the ``(scenario, X_test, y_test)``
+    that share that training set, so that one fit serves them. One thread per
+    library (on a shared 2-core machine OpenMP threads of the gradient
+    boosting oversubscribe the cores) and a progress line per dataset."""
+    threadpool_limits(1)
+    start = time.perf_counter()
+    for dataset in datasets:
+        X, y = DATASETS[dataset]()
+        for model in models:
+            splits = list(scenario_splits(X, y))
+            for group in (splits[:3], splits[3:]):
+                _, X_train, y_train, _, _ = group[0]
+                tests = [(s, X_test, y_test) for s, _, _, X_test, y_test in group]
+                yield dataset, model, X_train, y_train, tests
+        print(f"[{time.perf_counter() - start:6.0f} s] {dataset} done", flush=True)

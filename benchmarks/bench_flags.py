@@ -14,13 +14,11 @@ then the targets: in-distribution coverage >= 0.77 with accepted accuracy >=
 """
 
 import argparse
-import time
 import warnings
 
 import numpy as np
 import pandas as pd
-from _scenarios import DATASETS, MODELS, SCENARIOS, scenario_splits, synthetic
-from threadpoolctl import threadpool_limits
+from _scenarios import DATASETS, MODELS, SCENARIOS, synthetic, training_sets
 
 from sklearn_gsoftmax import GaussianSoftmaxClassifier
 from sklearn_gsoftmax._uncertainty import DEFAULT_RULES, RULES
@@ -85,29 +83,12 @@ def main(argv=None):
     for k in (2, 5):
         DATASETS[f"synthetic_{k}"] = synthetic(k, args.clusters_per_class)
     warnings.simplefilter("ignore")
-    # one thread per library: on a shared 2-core machine OpenMP threads of the
-    # gradient boosting oversubscribe the cores and dominate the run time
-    threadpool_limits(1)
     rows = []
-    start = time.perf_counter()
-    for dataset in args.datasets.split(","):
-        X, y = DATASETS[dataset]()
-        for model in args.models.split(","):
-            splits = list(scenario_splits(X, y))
-            shared = [(s, Xte, yte) for s, _, _, Xte, yte in splits[:3]]
-            _, X_train, y_train, _, _ = splits[0]
-            case = {"dataset": dataset, "model": model}
-            rows += [
-                case | r for r in run_case(MODELS[model], X_train, y_train, shared)
-            ]
-            _, X_train, y_train, X_test, y_test = splits[3]
-            rows += [
-                case | r
-                for r in run_case(
-                    MODELS[model], X_train, y_train, [("region", X_test, y_test)]
-                )
-            ]
-        print(f"[{time.perf_counter() - start:6.0f} s] {dataset} done", flush=True)
+    for dataset, model, X_train, y_train, tests in training_sets(
+        args.datasets.split(","), args.models.split(",")
+    ):
+        case = {"dataset": dataset, "model": model}
+        rows += [case | r for r in run_case(MODELS[model], X_train, y_train, tests)]
     table = pd.DataFrame(rows)
     table.to_csv(args.csv, index=False)
     summary = (

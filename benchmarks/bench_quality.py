@@ -46,14 +46,13 @@ import numpy as np
 import pandas as pd
 import sklearn
 from _research import Affine, BetaMap, EvidenceBound, PerClassN, average_proba
-from _scenarios import DATASETS, MODELS, SCENARIOS, scenario_splits
+from _scenarios import DATASETS, MODELS, SCENARIOS, training_sets
 from scipy.special import expit
 from sklearn.base import clone
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.frozen import FrozenEstimator
 from sklearn.model_selection import StratifiedKFold
 from sklearn.utils.fixes import parse_version
-from threadpoolctl import threadpool_limits
 
 from sklearn_gsoftmax import GaussianSoftmaxCalibrator, GaussianSoftmaxClassifier
 from sklearn_gsoftmax._classifier import decision_scores
@@ -345,37 +344,23 @@ def main(argv=None):
     args = parser.parse_args(argv)
     n_factors = [int(f) for f in args.n_factors.split(",")]
     warnings.simplefilter("ignore")
-    # one thread per library: the machine is shared and small, and OpenMP
-    # threads of the gradient boosting oversubscribe it
-    threadpool_limits(1)
     reports = []
     start = time.perf_counter()
-    for dataset in args.datasets.split(","):
-        X, y = DATASETS[dataset]()
-        for model_name in args.models.split(","):
-            splits = list(scenario_splits(X, y))
-            # the first three scenarios share a training set: one fit serves them
-            groups = [splits[:3], splits[3:]]
-            for group in groups:
-                _, X_train, y_train, _, _ = group[0]
-                tests = [(s, X_test, y_test) for s, _, _, X_test, y_test in group]
-                classes, probas = run_training_set(
-                    MODELS[model_name](),
-                    X_train,
-                    y_train,
-                    tests,
-                    research=args.research,
-                    n_factors=n_factors,
-                )
-                for i, (scenario, _, y_test) in enumerate(tests):
-                    case = {
-                        "dataset": dataset,
-                        "model": model_name,
-                        "scenario": scenario,
-                    }
-                    per_method = {m: p[i] for m, p in probas.items()}
-                    reports.append(score_case(case, classes, per_method, y_test))
-        print(f"[{time.perf_counter() - start:6.0f} s] {dataset} done", flush=True)
+    for dataset, model_name, X_train, y_train, tests in training_sets(
+        args.datasets.split(","), args.models.split(",")
+    ):
+        classes, probas = run_training_set(
+            MODELS[model_name](),
+            X_train,
+            y_train,
+            tests,
+            research=args.research,
+            n_factors=n_factors,
+        )
+        for i, (scenario, _, y_test) in enumerate(tests):
+            case = {"dataset": dataset, "model": model_name, "scenario": scenario}
+            per_method = {m: p[i] for m, p in probas.items()}
+            reports.append(score_case(case, classes, per_method, y_test))
     table = pd.concat(reports, ignore_index=True)
     table.to_csv(args.csv, index=False)
     n_cases = table.groupby(["dataset", "model"]).ngroups
