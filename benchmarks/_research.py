@@ -26,13 +26,22 @@ All work in the ``vs_top`` form: with row-max-shifted scores ``d = z - max z``
     ``d``, bending to the floor only beyond it: ``g(d) = -c - (L - c)
     tanh((-d - c) / (L - c))`` for ``-d > c``, ``c`` the largest ``-d`` seen in
     calibration, capped at ``0.8 L``.
+``FittedCeiling``
+    The default map with ``L`` fitted too, at most ``ln(n - 1)``.
+``SmoothedTargets``, ``SmoothedTrainingCounts``, ``SmoothedCeiling``
+    Fitted to Platt's smoothed targets, one-vs-rest per class, from the
+    calibration fold's class counts or the whole training set's; the last
+    with the fitted ceiling as well.
+``Sharpened``
+    The default fit, its scale multiplied by a constant afterwards: the
+    frontier between sharpness in- and out-of-distribution.
 """
 
 from __future__ import annotations
 
 import numpy as np
 from scipy.optimize import minimize
-from scipy.special import log_softmax
+from scipy.special import expit, log_softmax
 
 _RIDGE = 1e-6
 _FLOOR = 1e-300  # log of an exact zero probability stays finite for the beta map
@@ -85,16 +94,20 @@ class Affine:
         # standardised scores: one L-BFGS tolerance fits every model's scale
         return np.std(features) or 1.0
 
+    def _targets(self, y, k):
+        return np.eye(k)[y]
+
     def fit(self, scores, y):
         features = self._prepare(scores)
         self._scale = self._unit(features)
         features = features / self._scale
         y = np.asarray(y)
-        rows = np.arange(len(y))
+
+        targets = self._targets(y, features.shape[-1])
 
         def loss(theta):
             log_p = self._log_proba_of_map(self._map(theta, features))
-            return -log_p[rows, y].mean() + _RIDGE * theta @ theta
+            return -(targets * log_p).sum(axis=1).mean() + _RIDGE * theta @ theta
 
         self.theta_ = minimize(loss, self._initial(features), method="L-BFGS-B").x
         return self
@@ -169,3 +182,65 @@ def average_proba(per_fold: list, *, space: str) -> np.ndarray:
         return np.mean(per_fold, axis=0)
     log_mean = np.mean(np.log(per_fold), axis=0)
     return np.exp(log_softmax(log_mean, axis=1))
+
+
+class FittedCeiling(Affine):
+    """The default map with ``L`` fitted too, ``0 < L <= ln(n - 1)``: the
+    bound tightens where the calibration labels never reach ``1/n`` (label
+    noise, overlapping classes)."""
+
+    def _n_params(self, features):
+        return features.shape[1] + 1
+
+    def _initial(self, features):
+        return np.r_[1.0, np.zeros(features.shape[1] - 1), 4.0]
+
+    def _map(self, theta, features):
+        self._big_l = np.log(self.n - 1) * expit(theta[-1])
+        return super()._map(theta[:-1], features)
+
+    def _bend(self, d):
+        return _tanh_bend(d, self._big_l)
+
+
+class SmoothedTargets(Affine):
+    """The default map fitted to Platt's smoothed targets, one-vs-rest per
+    class: ``(N_k + 1) / (N_k + 2)`` for the true class ``k``, ``1 / (N_j' + 2)``
+    for each other class ``j`` (``N_j'`` the rows not of class ``j``), each row
+    normalised to sum to 1."""
+
+    def _targets(self, y, k):
+        # counts of the whole training set when n says how many rows it holds
+        share = getattr(self, "count_factor", None) or 1.0
+        counts = share * np.bincount(y, minlength=k).astype(float)
+        others = share * len(y) - counts
+        targets = np.tile(1.0 / (others + 2.0), (len(y), 1))
+        targets[np.arange(len(y)), y] = (counts[y] + 1.0) / (counts[y] + 2.0)
+        return targets / targets.sum(axis=1, keepdims=True)
+
+
+class SmoothedCeiling(FittedCeiling, SmoothedTargets):
+    """Both: the fitted ceiling and the smoothed targets."""
+
+
+class SmoothedTrainingCounts(SmoothedTargets):
+    """Platt's targets from the class counts of the whole training set (``n``
+    rows), not of the calibration fold."""
+
+    def fit(self, scores, y):
+        self.count_factor = self.n / len(y)
+        return super().fit(scores, y)
+
+
+class Sharpened(Affine):
+    """The default fit with its scale multiplied by ``factor`` afterwards: a
+    probe of the trade-off between sharpness in- and out-of-distribution."""
+
+    def __init__(self, n: int, factor: float):
+        super().__init__(n)
+        self.factor = factor
+
+    def fit(self, scores, y):
+        super().fit(scores, y)
+        self.theta_ = self.theta_ * np.r_[self.factor, np.ones(len(self.theta_) - 1)]
+        return self

@@ -12,7 +12,7 @@ import warnings
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
-from scipy.optimize import minimize
+from scipy.optimize import OptimizeResult, minimize
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 
@@ -23,6 +23,7 @@ from sklearn_gsoftmax._fitting import (
     PRIOR_STRENGTH,
     _binary_objective,
     _damped_newton,
+    _projected_gradient,
     _score_unit,
 )
 from sklearn_gsoftmax._links import LINKS, link_proba
@@ -293,3 +294,24 @@ def test_float32_scores_with_a_scale_outside_float32_never_give_nan(scale):
     assert out.dtype == np.float32 and not np.isnan(out).any()
     expected = [0.5] * 3 if scale == 0.0 else [np.inf, 0.5 + scale, -np.inf]
     assert_allclose(out, np.array(expected, dtype=np.float32))
+
+
+@pytest.mark.parametrize(
+    "x, jac, expected",
+    [
+        # a slope pointing out of the box at a bound is the optimum there
+        ([0.0, 1.0], [3.0, 2e-6], 2e-6),
+        ([5.0, 1.0], [-3.0, 2e-6], 2e-6),
+        # a slope pointing into the box is a step L-BFGS could still take
+        ([0.0, 1.0], [-3.0, 2e-6], 3.0),
+        ([5.0, 1.0], [3.0, 2e-6], 3.0),
+        # inside the box every entry counts, whatever its sign
+        ([2.0, 1.0], [0.5, -0.7], 0.7),
+        ([2.0, 1.0], [-0.5, 0.2], 0.5),
+    ],
+)
+def test_projected_gradient_ignores_only_slopes_out_of_the_box(x, jac, expected):
+    # a stopped L-BFGS run at a bound is accepted only on this projection
+    result = OptimizeResult(x=np.array(x), jac=np.array(jac))
+    box = [(0.0, 5.0), (-10.0, 10.0)]
+    assert _projected_gradient(result, box) == pytest.approx(expected)

@@ -351,6 +351,17 @@ def test_float32_is_preserved(form, shape, rng):
     assert FORMS[form](z.astype(np.float32), 1000, log=True).dtype == np.float32
 
 
+@pytest.mark.parametrize("form", ["gaussian", "gaussian_simplex"])
+@pytest.mark.parametrize("log", [False, True])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_two_samples_give_uniform_rows_in_the_input_dtype(form, log, dtype):
+    # n = 2 is computed by its own branch (L = 0): it must keep the dtype too
+    z = np.array([[0.0, 5.0, -1.0], [np.inf, 0.0, 1.0]], dtype=dtype)
+    p = FORMS[form](z, 2, log=log)
+    assert p.dtype == dtype
+    np.testing.assert_allclose(p, -np.log(3) if log else 1 / 3, rtol=1e-6)
+
+
 @pytest.mark.parametrize("dtype", [np.int64, np.float16, object, bool])
 def test_other_real_dtypes_become_float64(dtype):
     z = np.array([[0, 1, 1], [1, 0, 0]]).astype(dtype)
@@ -440,6 +451,8 @@ def test_bad_input_names_the_problem(scores, n, kwargs, error, match):
 def test_linear_needs_n_at_least_k():
     with pytest.raises(ValueError, match=r"n >= K = 4"):
         linear_softmax(np.zeros((1, 4)), 3)
+    with pytest.raises(ValueError, match=r"n >= K = 4"):
+        linear_softmax_nll_grad(np.zeros((1, 4)), [0], 3)
     np.testing.assert_allclose(linear_softmax(np.arange(4.0)[None], 4), 0.25)
 
 
@@ -448,4 +461,15 @@ def test_linear_needs_n_at_least_k():
 )
 def test_gradient_checks_labels(y, match):
     with pytest.raises(ValueError, match=match):
+        linear_softmax_nll_grad([[0.0, 1.0]], y, 10)
+    with pytest.raises(ValueError, match=match):
         gaussian_softmax_nll_grad([[0.0, 1.0]], y, 10)
+
+
+@pytest.mark.parametrize("form", sorted(GRADIENTS))
+@pytest.mark.parametrize(
+    "n, match", [(1, "at least 2|n >= K = 3"), (2.5, "must be an integer")]
+)
+def test_gradient_checks_n_samples(form, n, match):
+    with pytest.raises(ValueError, match=match):
+        GRADIENTS[form](np.zeros((1, 3)), [0], n)
