@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import expit
 
-from ._links import link_proba
+from ._links import link_proba, proba_bounds
 from .metrics import (
     _binned_targets,
     _check_probabilities,
@@ -51,30 +51,15 @@ def _final_step(estimator):
     return steps[-1][1] if steps else estimator
 
 
-def _probability_bounds(n_samples, n_classes: int, link: str, multiclass: str):
-    """The ``(lowest, highest)`` probability a bounded link gives, or ``None``
-    for softmax; the formulas of ``docs/math.rst``."""
-    n, k = float(n_samples), int(n_classes)
-    if link == "linear":
-        return 1 / n, 1 - (k - 1) / n
-    if link != "gaussian":
-        return None
-    if multiclass == "simplex":
-        return 1 / (n + k - 2), (n - 1) / (n + k - 2)
-    return 1 / ((k - 1) * (n - 1) + 1), (n - 1) / (n + k - 2)
-
-
 def _estimator_bounds(estimator, n_classes: int):
+    """The ``(lowest, highest)`` probability of a fitted estimator's link, or
+    ``None`` for softmax and for estimators without ``n_samples_``."""
     final = _final_step(estimator)
     n = getattr(final, "n_samples_", None)
-    if n is None:
+    link = getattr(final, "link", None)
+    if n is None or link not in ("gaussian", "linear"):
         return None
-    return _probability_bounds(
-        n,
-        n_classes,
-        getattr(final, "link", "gaussian"),
-        getattr(final, "multiclass", "vs_top"),
-    )
+    return proba_bounds(float(n), n_classes, link, final.multiclass)
 
 
 def _count_label(n) -> str:

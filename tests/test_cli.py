@@ -141,23 +141,40 @@ def test_fit_with_explicit_score_columns(files, tmp_path, capsys):
 # -- predict -------------------------------------------------------------------
 
 
-def test_predict_streams_the_frame_next_to_the_ids(files, tmp_path):
+def test_predict_streams_the_frame_next_to_the_ids(files, tmp_path, capsys):
     root, frame, model = files
     expected = model.predict_frame(frame[SCORES])
     out = tmp_path / "out.parquet"
+    capsys.readouterr()
     # a chunk size that does not divide the rows: the last chunk is short
-    result = run(
+    assert cli(
         "predict", root / "model.skops", root / "scores.csv", "-o", out,
         "--id-column", "id", "--chunksize", 70,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
+    ) == 0  # fmt: skip
     written = pd.read_parquet(out)
     assert list(written.columns) == ["id", *FRAME_COLUMNS, "reasons"]
     np.testing.assert_array_equal(written["id"], frame["id"])
     pd.testing.assert_frame_equal(written.drop(columns="id"), expected)
     flagged = int(expected["uncertain"].sum())
     assert 0 < flagged < M
-    assert f"{M} rows scored, {flagged} flagged uncertain" in result.stdout
+    # the count adds up over the five chunks
+    assert capsys.readouterr().out == (
+        f"{M} rows scored, {flagged} flagged uncertain; "
+        f"wrote {M} rows to {str(out)!r}\n"
+    )
+
+
+def test_predict_as_users_run_it(files, tmp_path):
+    root, frame, model = files
+    out = tmp_path / "out.csv"
+    result = run("predict", root / "model.skops", root / "scores.csv", "-o", out,
+                 "--only-uncertain", "--chunksize", 1)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    flagged = int(model.predict_uncertain(frame[SCORES]).sum())
+    assert f"{M} rows scored, {flagged} flagged uncertain; wrote {flagged} " in (
+        result.stdout
+    )
+    assert len(pd.read_csv(out)) == flagged
 
 
 @pytest.mark.parametrize("source", ["scores.csv", "scores.parquet"])
@@ -207,12 +224,16 @@ def printed(out: str, name: str) -> float:
     return float(re.search(rf"^\s*{name}\s+(\S+)$", out, re.MULTILINE).group(1))
 
 
-def test_report_prints_calibration_and_no_shift(files):
+def test_report_prints_calibration_and_no_shift(files, capsys):
     root, frame, model = files
-    result = run("report", root / "model.skops", root / "scores.csv",
-                 "--label-column", "y")  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    out = result.stdout
+    capsys.readouterr()
+    assert cli("report", root / "model.skops", root / "scores.csv",
+               "--label-column", "y") == 0  # fmt: skip
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert (
+        lines[0] == f"calibration on {M} labelled rows of {str(root / 'scores.csv')!r}:"
+    )
     proba = model.predict_proba(frame[SCORES])
     expected = calibration_report(frame["y"], proba, labels=model.classes_)
     for name in ("log_loss", "brier", "ece", "max_log_loss", "accuracy"):
@@ -223,9 +244,22 @@ def test_report_prints_calibration_and_no_shift(files):
     assert printed(out, "accepted_accuracy") == pytest.approx(
         correct[~uncertain].mean(), rel=1e-3
     )
-    for column in ("observed", "expected", "p_value", "shifted"):
-        assert column in out
-    assert "no sign of shift" in out and "SHIFTED" not in out
+    assert (
+        "  (flagged: share of predictions the uncertain flag routes to review; "
+        "accepted_accuracy: accuracy of the others)\n\n"
+        "shift of this batch from the fitted data:\n"
+    ) in out
+    header = lines[lines.index("shift of this batch from the fitted data:") + 1]
+    assert header.split() == ["observed", "expected", "p_value", "shifted", "test"]
+    assert lines[-1] == "no sign of shift from the fitted data"
+
+
+def test_report_as_users_run_it(files):
+    root, _, _ = files
+    result = run("report", root / "model.skops", root / "scores.csv",
+                 "--label-column", "y")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "log_loss" in result.stdout and "no sign of shift" in result.stdout
 
 
 def test_report_says_when_the_batch_looks_shifted(files, tmp_path, capsys):
@@ -234,8 +268,23 @@ def test_report_says_when_the_batch_looks_shifted(files, tmp_path, capsys):
     capsys.readouterr()
     argv = ["report", root / "model.skops", tmp_path / "s.csv", "--label-column", "y"]
     assert cli(*argv) == 0
-    out = capsys.readouterr().out
-    assert "looks SHIFTED" in out and "flag rate: low_confidence" in out
+    last = capsys.readouterr().out.splitlines()[-1]
+    assert re.fullmatch(
+        r"the batch looks SHIFTED from the fitted data \(by flag rate: "
+        r"low_confidence(, [^:]+)*\): its probabilities and the flag's threshold "
+        r"may not hold on it",
+        last,
+    ), last
+
+
+def test_calibration_table_with_every_prediction_flagged(files):
+    from sklearn_gsoftmax._cli import _calibration_table
+
+    _, frame, model = files
+    proba = model.predict_proba(frame[SCORES])
+    everything = np.ones(M, dtype=bool)
+    row = _calibration_table(frame["y"].to_numpy(), proba, model, everything)
+    assert row["flagged"] == 1.0 and np.isnan(row["accepted_accuracy"])
 
 
 def test_report_on_a_small_batch_skips_the_shift_test(files, tmp_path, capsys):
@@ -251,16 +300,61 @@ def test_report_on_a_small_batch_skips_the_shift_test(files, tmp_path, capsys):
 # -- info ----------------------------------------------------------------------
 
 
-def test_info_shows_parameters_and_the_saving_version(files):
+def test_info_shows_parameters_and_the_saving_version(files, capsys):
     root, _, model = files
-    result = run("info", root / "model.skops")
-    assert result.returncode == 0, result.stderr
-    out = result.stdout
-    assert f"saved by sklearn-gsoftmax {__version__}" in out
+    capsys.readouterr()
+    assert cli("info", root / "model.skops") == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert lines[0] == (
+        f"{str(root / 'model.skops')!r}: GaussianSoftmaxCalibrator saved by "
+        f"sklearn-gsoftmax {__version__} (this is {__version__})"
+    )
+    assert lines[1] == "parameters:" and "fitted:" in lines
     assert "link                   'gaussian'" in out
     assert "classes                      cat, dog, eel" in out
     assert "score columns                a, b, c" in out
     assert f"{model.uncertainty_threshold_:.6g}" in out
+    low, high = model.score_range_
+    ranges = ", ".join(
+        f"{name} [{lo:.4g}, {hi:.4g}]" for name, lo, hi in zip(SCORES, low, high)
+    )
+    assert lines[-1].split(None, 5)[-1] == ranges
+    assert lines[-1].startswith("  score range seen in fit  ")
+
+
+def test_info_of_a_model_fitted_on_an_unnamed_array(files, tmp_path, capsys):
+    _, frame, _ = files
+    unnamed = GaussianSoftmaxCalibrator(uncertainty_rules=["low_confidence"])
+    unnamed.fit(frame[SCORES].to_numpy(), frame["y"])
+    skops_io.dump(unnamed, tmp_path / "unnamed.skops")
+    capsys.readouterr()
+    assert cli("info", tmp_path / "unnamed.skops") == 0
+    last = capsys.readouterr().out.splitlines()[-1]
+    assert re.fullmatch(
+        r"  score range seen in fit +0 \[.*\], 1 \[.*\], 2 \[.*\]", last
+    )
+
+
+def test_info_as_users_run_it(files):
+    root, _, _ = files
+    result = run("info", root / "model.skops")
+    assert result.returncode == 0, result.stderr
+    assert f"saved by sklearn-gsoftmax {__version__}" in result.stdout
+
+
+@pytest.mark.parametrize("chunksize, ok", [("1", True), ("0", False), ("-3", False)])
+def test_chunksize_must_be_a_positive_integer(files, tmp_path, capsys, chunksize, ok):
+    root, _, _ = files
+    argv = ["predict", root / "model.skops", root / "scores.csv"]
+    argv += ["-o", tmp_path / "o.csv", "--chunksize", chunksize]
+    if ok:
+        assert cli(*argv) == 0
+        return
+    with pytest.raises(SystemExit) as info:
+        cli(*argv)
+    assert info.value.code == 2
+    assert f"must be a positive integer, got {chunksize}" in capsys.readouterr().err
 
 
 # -- errors: one line, exit 2 --------------------------------------------------
@@ -447,3 +541,33 @@ def test_readme_file_workflow_runs(files, tmp_path, monkeypatch, capsys):
     frame.to_csv("labelled.csv", index=False)
     for command in commands:
         assert cli(*command[1:]) == 0, capsys.readouterr().err
+
+
+def test_parquet_output_keeps_its_types_when_the_first_chunk_is_empty(
+    files, tmp_path
+):
+    """The first chunk's (empty) selection cannot tell a column's type; the
+    frame it came from does."""
+    root, frame, model = files
+    confident = frame.iloc[:10].copy()
+    confident[SCORES] = [20.0, 0.0, 0.0]  # far on cat's side: never flagged
+    source = pd.concat([confident, frame], ignore_index=True)
+    source.to_csv(tmp_path / "s.csv", index=False)
+    out = tmp_path / "out.parquet"
+    argv = ["predict", root / "model.skops", tmp_path / "s.csv", "-o", out]
+    assert cli(*argv, "--only-uncertain", "--chunksize", "10") == 0
+    written = pd.read_parquet(out)
+    expected = model.predict_frame(frame[SCORES])
+    expected = expected[expected["uncertain"]].reset_index(drop=True)
+    pd.testing.assert_frame_equal(written, expected)
+
+
+def test_unreadable_file_message():
+    from sklearn_gsoftmax._io import _unreadable
+
+    error = _unreadable("x.csv", ValueError("line 3:\n  expected 2 fields"))
+    assert str(error) == "cannot read 'x.csv' as csv: line 3: expected 2 fields"
+    # an exception without a message is named by its type
+    assert str(_unreadable("x.parquet", OSError())) == (
+        "cannot read 'x.parquet' as parquet: OSError"
+    )

@@ -48,12 +48,14 @@ def _check_name(check) -> str:
     return getattr(check, "func", check).__name__
 
 
-def _calibrator_checks():
-    for calibrator in CALIBRATORS:
-        for estimator, check in estimator_checks_generator(calibrator, mark=None):
-            yield pytest.param(
-                estimator, check, id=f"{estimator!r}-{_check_name(check)}"
-            )
+def _calibrator_checks() -> list:
+    # a list, not a generator: a second collection in the same process (as
+    # mutmut runs the suite) would find an exhausted generator and no tests
+    return [
+        pytest.param(estimator, check, id=f"{estimator!r}-{_check_name(check)}")
+        for calibrator in CALIBRATORS
+        for estimator, check in estimator_checks_generator(calibrator, mark=None)
+    ]
 
 
 @pytest.mark.parametrize("estimator, check", _calibrator_checks())

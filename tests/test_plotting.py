@@ -226,3 +226,139 @@ def test_importing_the_package_does_not_import_matplotlib():
         "assert 'matplotlib' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def _legend_texts(ax):
+    return [text.get_text() for text in ax.get_legend().get_texts()]
+
+
+def test_reliability_figure_is_what_the_reader_sees():
+    display = ReliabilityDisplay.from_predictions(
+        Y3, P3, labels=[0, 1, 2], n_bins=2, name="model", bounds=(0.05, 0.9)
+    )
+    ax, hist_ax = display.ax_, display.hist_ax_
+    # the curve above, the counts below, one x axis
+    assert tuple(display.figure_.get_size_inches()) == (5.5, 6)
+    assert ax.get_shared_x_axes().joined(ax, hist_ax)
+    reference, curve = ax.get_lines()
+    assert reference.get_label() == "perfectly calibrated"
+    assert reference.get_linestyle() == ":" and reference.get_color() == "k"
+    np.testing.assert_array_equal(reference.get_xydata(), [[0, 0], [1, 1]])
+    assert curve is display.line_
+    assert (curve.get_marker(), curve.get_linestyle()) == ("s", "-")
+    low, high = display.bounds_band_
+    color = matplotlib.colors.to_rgba(curve.get_color(), alpha=0.15)
+    for band in (low, high):
+        assert band.get_facecolor() == pytest.approx(color)
+        assert band.get_linewidth() == 0
+    assert low.get_label() == "" and high.get_label() == "beyond model bounds"
+    assert _legend_texts(ax) == ["perfectly calibrated", "model", "beyond model bounds"]
+    assert ax.get_legend()._loc == 2  # upper left
+    assert ax.get_xlim() == ax.get_ylim() == pytest.approx((-0.02, 1.02))
+    assert (ax.get_ylabel(), hist_ax.get_ylabel()) == ("accuracy", "count")
+    assert hist_ax.get_xlabel() == "top-class probability"
+    assert display.hist_.get_edgecolor() == pytest.approx(
+        matplotlib.colors.to_rgba(curve.get_color())
+    )
+
+
+def test_reliability_labels_of_a_classwise_diagram_on_given_axes():
+    _, ax = plt.subplots()
+    display = ReliabilityDisplay.from_predictions(
+        Y3,
+        P3,
+        labels=[0, 1, 2],
+        kind="classwise",
+        pos_label=2,
+        bounds=(0.1, 0.8),
+        ax=ax,
+    )
+    # without a histogram axes the x label goes on the curve's axes
+    assert display.hist_ is None and display.hist_ax_ is None
+    assert ax.get_xlabel() == "predicted probability of class 2"
+    assert ax.get_ylabel() == "share of class 2"
+    assert display.bounds_band_[1].get_label() == "beyond the bounds"
+    # no name: no legend entry of its own, so no legend
+    assert ax.get_legend() is None
+
+
+def test_risk_coverage_figure_is_what_the_reader_sees():
+    y = ["b", "a", "a", "b"]
+    # columns in the order of labels: "b" first
+    proba = [[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.45, 0.55]]
+    display = RiskCoverageDisplay.from_predictions(
+        y, proba, labels=["b", "a"], threshold=0.6, name="m"
+    )
+    ax = display.ax_
+    np.testing.assert_allclose(display.line_.get_ydata(), [1, 1, 1, 2 / 3, 0.5])
+    assert display.line_.get_label() == "m (area 0.792)"
+    line = display.threshold_line_
+    assert (
+        line.get_linestyle() == "--" and line.get_color() == display.line_.get_color()
+    )
+    assert _legend_texts(ax) == ["m (area 0.792)", "threshold 0.6"]
+    assert ax.get_legend()._loc == 3  # lower left
+    assert ax.get_xlabel() == "coverage (share accepted)"
+    assert ax.get_ylabel() == "accuracy of the accepted"
+    assert ax.get_xlim() == pytest.approx((0, 1.02))
+    risk = RiskCoverageDisplay.from_predictions(y, proba, labels=["b", "a"], risk=True)
+    assert risk.ax_.get_ylabel() == "risk (error rate) of the accepted"
+    assert risk.ax_.get_legend()._loc == 1  # upper right
+    assert risk.line_.get_label() == "area 0.792"  # the area of the accuracy
+
+
+def test_risk_coverage_of_an_estimator_draws_on_the_given_axes(data):
+    X, y, X_test, y_test = data
+    model = GaussianSoftmaxClassifier(LogisticRegression(max_iter=1000), cv=3).fit(X, y)
+    _, ax = plt.subplots()
+    display = RiskCoverageDisplay.from_estimator(model, X_test, y_test, ax=ax)
+    assert display.ax_ is ax
+    assert display.line_.get_label().startswith("GaussianSoftmaxClassifier (area ")
+
+
+def test_link_figure_is_what_the_reader_sees():
+    display = LinkDisplay.from_links(10**6, links=("gaussian",))
+    ax = display.ax_
+    # 1001 scores on [-s_max, s_max], s_max = 2.2 ln n (above 10)
+    s_max = 2.2 * np.log(10**6)
+    np.testing.assert_allclose(display.scores, np.linspace(-s_max, s_max, 1001))
+    line = display.lines_["gaussian, n = 1,000,000"]
+    np.testing.assert_array_equal(line.get_xdata(), display.scores)
+    assert ax.get_xlabel() == "decision score s"
+    assert ax.get_ylabel() == "probability of the class"
+    assert _legend_texts(ax) == ["gaussian, n = 1,000,000"]
+    small = LinkDisplay.from_links(3, links=("linear",))
+    assert small.scores[[0, -1]] == pytest.approx([-10, 10])  # s_max at least 10
+    assert list(small.lines_) == ["linear, n = 3"]
+    assert list(LinkDisplay.from_links(2.5, links=("linear",)).lines_) == [
+        "linear, n = 2.5"
+    ]
+    with pytest.raises(ValueError) as info:
+        LinkDisplay.from_links(50, links=("probit", "logit"))
+    assert str(info.value) == (
+        "unknown links ['logit', 'probit']; pick from 'softmax', 'gaussian' and "
+        "'linear'."
+    )
+    with pytest.raises(ValueError) as info:
+        LinkDisplay.from_estimator(
+            make_pipeline(StandardScaler(), LogisticRegression())
+        )
+    assert str(info.value) == (
+        "LogisticRegression has no n_samples_; pass a fitted "
+        "GaussianSoftmaxCalibrator or GaussianSoftmaxClassifier."
+    )
+
+
+@pytest.mark.parametrize("multiclass", ["vs_top", "simplex"])
+def test_band_follows_the_multiclass_form(data, multiclass):
+    X, y, X_test, y_test = data
+    model = GaussianSoftmaxClassifier(
+        LogisticRegression(max_iter=1000), multiclass=multiclass, cv=3
+    ).fit(X, y)
+    n = 150
+    display = ReliabilityDisplay.from_estimator(model, X_test, y_test)
+    expected = {
+        "vs_top": (1 / (2 * (n - 1) + 1), (n - 1) / (n + 1)),
+        "simplex": (1 / (n + 1), (n - 1) / (n + 1)),
+    }[multiclass]
+    assert display.bounds == pytest.approx(expected)
