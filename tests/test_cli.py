@@ -543,9 +543,7 @@ def test_readme_file_workflow_runs(files, tmp_path, monkeypatch, capsys):
         assert cli(*command[1:]) == 0, capsys.readouterr().err
 
 
-def test_parquet_output_keeps_its_types_when_the_first_chunk_is_empty(
-    files, tmp_path
-):
+def test_parquet_output_keeps_its_types_when_the_first_chunk_is_empty(files, tmp_path):
     """The first chunk's (empty) selection cannot tell a column's type; the
     frame it came from does."""
     root, frame, model = files
