@@ -15,7 +15,6 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from ._io import (
     CLIError,
@@ -234,8 +233,8 @@ def _report_shift(model, scores, y) -> None:
         print(f"\nshift: not tested ({' '.join(str(exc).split())})")
         return
     print("\nshift of this batch from the fitted data:")
-    with pd.option_context("display.width", 200, "display.max_columns", None):
-        print(checks.to_string(float_format="{:.4g}".format))
+    # to_string never wraps or elides columns, whatever the display options
+    print(checks.to_string(float_format="{:.4g}".format))
     shifted = checks.index[checks["shifted"].to_numpy(dtype=bool)]
     if len(shifted):
         print(

@@ -124,6 +124,30 @@ def test_help_of_each_subcommand(command, capsys):
     if command == "fit":  # what the file should hold, and what n is
         assert "NOT trained on" in text
         assert "training-set size when known" in text and "row count" in text
+        assert (
+            "probabilities to about [1/n, 1 - 1/n] (default: the file's row count)"
+        ) in text
+    else:
+        assert (
+            "comma-separated score columns, in the fitted order (default: the "
+            "columns the model was fitted on)"
+        ) in text or command == "info"
+
+
+def test_top_level_help_lists_the_commands(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "fit fit a calibrator on labelled scores" in text
+
+
+def test_fit_needs_the_label_column(files, tmp_path, capsys):
+    root, _, _ = files
+    with pytest.raises(SystemExit) as info:
+        cli("fit", root / "scores.csv", "-o", tmp_path / "m.skops")
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert "the following arguments are required: --label-column" in err
 
 
 def test_fit_with_explicit_score_columns(files, tmp_path, capsys):
@@ -569,3 +593,40 @@ def test_unreadable_file_message():
     assert str(_unreadable("x.parquet", OSError())) == (
         "cannot read 'x.parquet' as parquet: OSError"
     )
+
+
+def test_report_of_a_model_fitted_on_an_unnamed_array(files, tmp_path, capsys):
+    """Its scores are every column but the label's."""
+    _, frame, _ = files
+    unnamed = GaussianSoftmaxCalibrator(uncertainty_rules=["low_confidence"])
+    unnamed.fit(frame[SCORES].to_numpy(), frame["y"])
+    skops_io.dump(unnamed, tmp_path / "unnamed.skops")
+    frame[[*SCORES, "y"]].to_csv(tmp_path / "s.csv", index=False)
+    capsys.readouterr()
+    argv = ["report", tmp_path / "unnamed.skops", tmp_path / "s.csv"]
+    assert cli(*argv, "--label-column", "y") == 0
+    assert printed(capsys.readouterr().out, "accuracy") == pytest.approx(
+        np.mean(unnamed.predict(frame[SCORES].to_numpy()) == frame["y"]), rel=1e-3
+    )
+
+
+def test_missing_skops_names_the_extra(files, monkeypatch, capsys):
+    root, _, _ = files
+    monkeypatch.setitem(sys.modules, "skops.io", None)
+    err = error_of(capsys, "info", root / "model.skops")
+    assert err.rstrip("\n").endswith(
+        "model files are saved with skops, which is not installed; install it "
+        "with: pip install 'sklearn-gsoftmax[cli]'"
+    )
+
+
+def test_scores_stored_as_text_are_read_as_numbers(files, tmp_path):
+    root, frame, model = files
+    text = frame.astype({"a": str})
+    text.to_parquet(tmp_path / "text.parquet")
+    assert pd.read_parquet(tmp_path / "text.parquet")["a"].dtype != np.float64
+    out = tmp_path / "m.skops"
+    argv = ["fit", tmp_path / "text.parquet", "--label-column", "y", "--id-column"]
+    assert cli(*argv, "id", "--rules", "low_confidence", "-o", out) == 0
+    fitted = skops_io.load(out, trusted=TRUSTED_TYPES)
+    np.testing.assert_allclose(fitted.scale_, model.scale_, rtol=1e-12)

@@ -45,3 +45,73 @@ def test_bad_arguments_exit_with_usage():
     assert result.returncode == 2
     assert "--shifted-fraction must lie in (0, 1)" in result.stderr
     assert run("--dataset", "mnist").returncode == 2
+
+
+def test_main_job_in_process(capsys):
+    """The report's own lines, word for word (the tables are checked above)."""
+    from sklearn_gsoftmax.__main__ import _main
+
+    assert _main(["--dataset", "breast_cancer", "--shifted-fraction", "0.3"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == (
+        "dataset breast_cancer: 278 training samples, 120 in-distribution test, "
+        "171 shifted"
+    )
+    assert lines[1:3] == ["", "in-distribution test set:"]
+    assert lines.index("shifted test set:") == 11
+    legend = lines.index("shifted test set:") + 9  # header, 6 rows, blank
+    assert lines[legend] == (
+        "flagged: share of predictions GaussianSoftmaxClassifier's uncertain flag "
+        "(default rules: low_confidence, threshold chosen for 95% accuracy on "
+        "held-out training predictions, and novelty, at most about 5% of "
+        "in-distribution samples) routes to review;"
+    )
+    assert (
+        lines[legend + 1] == "errors_flagged: share of its errors that the flag caught."
+    )
+    assert re.fullmatch(
+        r"On the shifted set the default flag of gsoftmax gaussian catches \d+% of "
+        r"its errors\.",
+        lines[legend + 3],
+    )
+    assert lines[legend + 5] == (
+        "shift_report of gsoftmax gaussian (each batch without labels):"
+    )
+    assert lines[legend + 6].split() == [
+        "samples",
+        "shifted",
+        "checks",
+        "that",
+        "fired",
+    ]
+    assert lines[legend + 7].split()[:4] == ["in-distribution", "test", "120", "False"]
+    assert lines[legend + 8].split()[:3] == ["shifted", "171", "True"]
+
+
+def test_main_dispatches_commands_and_checks_its_arguments(capsys):
+    from sklearn_gsoftmax.__main__ import _main
+
+    with pytest.raises(SystemExit) as info:
+        _main(["info", "--help"])
+    assert info.value.code == 0
+    assert "usage: sklearn-gsoftmax info" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as info:
+        _main(["--help"])
+    assert info.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert text.startswith("usage: python -m sklearn_gsoftmax [-h] [--dataset")
+    assert (
+        "Compare CalibratedClassifierCV and GaussianSoftmaxClassifier on a logistic "
+        "regression, in-distribution and on shifted data."
+    ) in text
+    assert "On score files exported from any model: fit, predict, report, info" in text
+    assert "--seed SEED random seed of the split" in text
+    assert (
+        "share of the samples, furthest along the first principal component, held "
+        "out as the shifted test set (default 0.3)"
+    ) in text
+    for fraction in ("0", "1"):
+        with pytest.raises(SystemExit) as info:
+            _main(["--shifted-fraction", fraction])
+        assert info.value.code == 2
+        assert "--shifted-fraction must lie in (0, 1)" in capsys.readouterr().err

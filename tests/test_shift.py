@@ -113,6 +113,12 @@ def test_checks_use_the_stated_tests_and_bonferroni():
         2 * stats.norm.sf(abs(z))
     )
     np.testing.assert_array_equal(report["shifted"], report["p_value"] < 0.05 / 4)
+    assert report["test"].to_dict() == {
+        "flag rate: low_confidence": "Fisher's exact, two-sided",
+        "mean top-class probability": "Welch's z-test, two-sided",
+        "accuracy of accepted predictions": "Fisher's exact, one-sided (lower)",
+        "log-loss": "Welch's z-test, one-sided (higher)",
+    }
 
 
 def test_calibrator_reports_shifted_scores():

@@ -491,3 +491,53 @@ def test_saturated_predictions_are_flagged_by_their_margin():
         calibrator.predict_uncertain(far), far_margin < np.sort(far_margin)[2]
     )
     assert calibrator.predict_uncertain(far).sum() == 2
+
+
+def test_unseen_labels_of_mixed_types_are_named():
+    X, y = make_classification(n_samples=60, random_state=0)
+    model = GaussianSoftmaxClassifier(
+        LogisticRegression(), cv=3, uncertainty_rules=("low_confidence",)
+    ).fit(X, y)
+    labels = np.array([0, 1] * 14 + ["x", 5], dtype=object)
+    with pytest.raises(ValueError, match=r"y holds labels \[5, 'x'\] unseen in fit"):
+        model.shift_report(X[:30], labels)
+
+
+def test_shift_report_takes_a_batch_of_exactly_the_minimum():
+    from sklearn_gsoftmax._shift import MIN_BATCH
+
+    X, y = make_classification(n_samples=200, random_state=0)
+    model = GaussianSoftmaxClassifier(
+        LogisticRegression(), cv=3, uncertainty_rules=("low_confidence",)
+    ).fit(X, y)
+    assert len(model.shift_report(X[:MIN_BATCH], y[:MIN_BATCH])) > 0
+    with pytest.raises(ValueError, match=f"at least {MIN_BATCH} samples"):
+        model.shift_report(X[: MIN_BATCH - 1])
+
+
+def test_shift_report_with_a_zero_probability_label_does_not_warn():
+    """Softmax can give the true class probability 0: its loss is inf, quietly."""
+    rng = np.random.default_rng(0)
+    scores = rng.normal(size=400)
+    y = (scores > 0).astype(int)
+    calibrator = GaussianSoftmaxCalibrator(
+        link="softmax", uncertainty_rules=("low_confidence",)
+    ).fit(scores, y)
+    far = np.r_[np.full(10, 1e6), rng.normal(size=30)]
+    wrong = np.r_[np.zeros(10, int), (far[10:] > 0).astype(int)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        report = calibrator.shift_report(far, wrong)
+    assert report.loc["log-loss", "observed"] == np.inf
+
+
+def test_conformal_reference_saved_sorted_still_loads():
+    """Models saved before the sort was deferred hold the sorted arrays."""
+    from sklearn_gsoftmax._uncertainty import ConformalReference
+
+    reference = ConformalReference.__new__(ConformalReference)
+    reference.__setstate__(
+        {"scores": np.array([0.1, 0.2, 0.2, 0.4]), "cumulative": np.arange(5.0)}
+    )
+    np.testing.assert_array_equal(reference.scores, [0.1, 0.2, 0.2, 0.4])
+    np.testing.assert_array_equal(reference.weight_at_or_above([0.2, 0.5]), [3, 0])
