@@ -12,12 +12,12 @@ the repository root::
     python tests/mutation_sample.py --size 400 --seed 20261202
     python tests/mutation_sample.py --summary      # the last results again
     python tests/mutation_sample.py --rerun        # survivors again, after new tests
-    python tests/mutation_sample.py --dask         # survivors in Dask paths
+    python tests/mutation_sample.py --recheck      # survivors against new tests
 
-``--dask`` runs ``tests/test_dask.py`` (left out of mutmut's runs: its
-LocalCluster deadlocks mutmut's forked workers) on each survivor whose mutated
-function calls into ``_dask``, with the mutant switched on, and records those
-it fails as killed.
+mutmut keeps a mutant's result until the mutated function changes and maps
+tests to functions once, so tests written after a run do not reach its
+survivors: ``--recheck`` runs each survivor against its module's test files
+as they are now (see ``TESTS_OF``).
 
 Survivors are listed for ``mutmut show NAME``. Not a test module: pytest does
 not collect it (its name does not start with ``test_``).
@@ -31,11 +31,13 @@ import json
 import math
 import os
 import random
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 MUTANTS = Path("mutants")
+_ONE_THREAD = dict.fromkeys(("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"), "1")
 
 
 def _results() -> dict:
@@ -57,26 +59,55 @@ def _forget_survivors(sample: list[str]) -> None:
         meta.write_text(json.dumps(data))
 
 
-def _check_dask_survivors(sample: list[str]) -> None:
+# The test files that exercise each module: a survivor is run against them
+# (a subset of the suite: what they kill, the suite kills).
+TESTS_OF = {
+    "__main__": ["test_main.py"],
+    "_calibrator": ["test_calibrator.py", "test_uncertainty.py", "test_novelty.py"],
+    "_classifier": ["test_classifier.py", "test_sklearn_compat.py"],
+    "_cli": ["test_cli.py"],
+    "_io": ["test_cli.py"],
+    "_fitting": ["test_fit_guards.py", "test_robust_fit.py", "test_derivatives.py"],
+    "_search": ["test_robust_fit.py", "test_fit_guards.py"],
+    "_labeling": ["test_labeling.py"],
+    "_links": ["test_links.py", "test_derivatives.py"],
+    "_novelty": ["test_novelty.py"],
+    "_persistence": ["test_persistence.py"],
+    "_shift": ["test_shift.py"],
+    "_uncertainty": ["test_uncertainty.py", "test_novelty.py", "test_shift.py"],
+    "_validation": ["test_links.py", "test_bad_input.py", "test_calibrator.py"],
+    "metrics": ["test_metrics.py"],
+    "plotting": ["test_plotting.py"],
+}
+
+
+def _recheck_survivors(sample: list[str]) -> None:
+    """Run each survivor against its module's test files with the mutant
+    switched on (mutmut's trampolines read ``MUTANT_UNDER_TEST``), with the
+    tests as they are now, plus ``tests/test_dask.py`` where the mutated
+    function calls into ``_dask`` (left out of mutmut's runs: its LocalCluster
+    deadlocks mutmut's forked workers). Records those the tests fail."""
+    shutil.copytree("tests", MUTANTS / "tests", dirs_exist_ok=True)
     for meta in sorted(MUTANTS.glob("sklearn_gsoftmax/*.meta")):
         data = json.loads(meta.read_text())
         codes = data["exit_code_by_key"]
         for name in sorted(set(sample) & set(codes)):
-            if _status(codes[name]) != "survived":
+            if _status(codes[name]) not in ("survived", "no tests"):
                 continue
+            files = [f"tests/{f}" for f in TESTS_OF[name.split(".")[1]]]
             diff = subprocess.run(
                 ["mutmut", "show", name], capture_output=True, text=True
             ).stdout
-            if "_dask" not in diff:
-                continue
+            if "_dask" in diff:
+                files.append("tests/test_dask.py")
             result = subprocess.run(
                 [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:randomly",
-                 "-o", "addopts=", "tests/test_dask.py"],
+                 "-o", "addopts=", *files],
                 cwd=MUTANTS,
-                env=dict(os.environ, MUTANT_UNDER_TEST=name),
+                env=dict(os.environ, MUTANT_UNDER_TEST=name, **_ONE_THREAD),
                 capture_output=True,
             )  # fmt: skip
-            print(f"test_dask {'kills' if result.returncode else 'misses'} {name}")
+            print(f"{'killed' if result.returncode == 1 else 'alive '} {name}")
             if result.returncode == 1:
                 codes[name] = 1
         meta.write_text(json.dumps(data))
@@ -158,7 +189,9 @@ def main() -> None:
         "--rerun", action="store_true", help="run the survivors of the sample again"
     )
     parser.add_argument(
-        "--dask", action="store_true", help="check Dask-path survivors by test_dask"
+        "--recheck",
+        action="store_true",
+        help="run the survivors against their module's tests as they are now",
     )
     args = parser.parse_args()
     if not MUTANTS.exists():
@@ -170,10 +203,17 @@ def main() -> None:
     sample = sorted(names[: args.size])
     if args.rerun:
         _forget_survivors(sample)
-    if not args.summary and not args.dask:
-        subprocess.run(["mutmut", "run", "--max-children", "2", *sample], check=True)
-    if args.dask:
-        _check_dask_survivors(sample)
+    if not (args.summary or args.recheck):
+        # one thread per library: mutmut forks a worker per mutant from a
+        # process whose OpenMP and BLAS thread pools do not survive a fork
+        # (the workers then hang, using no CPU, until the wall-clock limit)
+        subprocess.run(
+            ["mutmut", "run", "--max-children", "2", *sample],
+            check=True,
+            env=dict(os.environ, **_ONE_THREAD),
+        )
+    if args.recheck:
+        _recheck_survivors(sample)
     equivalent = _equivalent_names(Path("tests/MUTATION.md"))
     print(f"{len(sample)} of {len(names)} mutants (seed {args.seed}, random)")
     print(summary(sample, equivalent))

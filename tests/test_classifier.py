@@ -430,3 +430,16 @@ def test_bounds_hold_exactly_after_averaging_the_folds(binary_data, link, dtype)
     assert proba.max() <= high and proba.min() >= 1 / n
     log_proba = model.predict_log_proba(far).astype(np.float64)
     assert log_proba.max() <= np.log(high)
+
+
+def test_ensemble_false_needs_every_sample_in_one_test_fold():
+    X, y = make_classification(n_samples=60, random_state=0)
+    index = np.arange(60)
+    folds = [(index[20:], index[:20]), (index[:40], index[40:50])]  # 50.. unscored
+    model = GaussianSoftmaxClassifier(LogisticRegression(), cv=folds, ensemble=False)
+    with pytest.raises(ValueError) as info:
+        model.fit(X, y)
+    assert str(info.value) == (
+        "cv must put every sample in exactly one test fold when ensemble=False, to "
+        "give each an out-of-fold score."
+    )

@@ -630,3 +630,151 @@ def test_scores_stored_as_text_are_read_as_numbers(files, tmp_path):
     assert cli(*argv, "id", "--rules", "low_confidence", "-o", out) == 0
     fitted = skops_io.load(out, trusted=TRUSTED_TYPES)
     np.testing.assert_allclose(fitted.scale_, model.scale_, rtol=1e-12)
+
+
+def test_report_reads_the_scores_under_other_names(files, tmp_path, capsys):
+    root, frame, _ = files
+    renamed = frame.rename(columns={"a": "x", "b": "y2", "c": "z"})
+    renamed.to_csv(tmp_path / "r.csv", index=False)
+    argv = ["report", root / "model.skops", tmp_path / "r.csv", "--label-column"]
+    assert cli(*argv, "y", "--score-columns", "x,y2,z") == 0
+    assert "log_loss" in capsys.readouterr().out
+
+
+def test_missing_pyarrow_names_the_extra(files, tmp_path, monkeypatch, capsys):
+    root, _, _ = files
+    monkeypatch.setitem(sys.modules, "pyarrow", None)
+    err = error_of(
+        capsys, "predict", root / "model.skops", root / "scores.parquet", "-o",
+        tmp_path / "o.csv",
+    )  # fmt: skip
+    assert "Parquet files need pyarrow, which failed to import (" in err
+    assert err.rstrip("\n").endswith(
+        "install it with: pip install 'sklearn-gsoftmax[parquet]'"
+    )
+
+
+def test_parquet_with_damaged_data_pages(files, tmp_path, capsys):
+    """The footer reads, the data does not: a one-line error too."""
+    root, frame, _ = files
+    path = tmp_path / "damaged.parquet"
+    frame.to_parquet(path, row_group_size=50, compression="snappy")
+    data = bytearray(path.read_bytes())
+    # "PAR1", the pages, the footer, its 4-byte length and "PAR1" again
+    footer = int.from_bytes(data[-8:-4], "little") + 8
+    data[4:-footer] = b"\xff" * (len(data) - footer - 4)
+    path.write_bytes(bytes(data))
+    err = error_of(
+        capsys, "predict", root / "model.skops", path, "-o", tmp_path / "o.csv",
+        "--chunksize", "50",
+    )  # fmt: skip
+    assert f"cannot read {str(path)!r} as parquet: " in err
+
+
+def test_fit_prints_what_it_fitted(files, tmp_path, capsys):
+    root, _, _ = files
+    capsys.readouterr()
+    argv = ["fit", root / "scores.csv", "--label-column", "y", "--id-column", "id"]
+    out = tmp_path / "m.skops"
+    assert cli(*argv, "--rules", "low_confidence,out_of_range", "-o", out) == 0
+    text = capsys.readouterr().out
+    assert re.search(r"^  uncertainty rules +low_confidence, out_of_range$", text, re.M)
+    assert text.endswith(f"saved to {str(out)!r}\n")
+
+
+def test_fit_skips_text_columns_it_cannot_read_as_scores(files, tmp_path):
+    root, frame, model = files
+    noted = frame.assign(note="free text")
+    noted.to_csv(tmp_path / "noted.csv", index=False)
+    out = tmp_path / "m.skops"
+    argv = ["fit", tmp_path / "noted.csv", "--label-column", "y", "--id-column", "id"]
+    assert cli(*argv, "--rules", "low_confidence", "-o", out) == 0
+    fitted = skops_io.load(out, trusted=TRUSTED_TYPES)
+    assert list(fitted.feature_names_in_) == SCORES
+
+
+def test_messages_name_every_missing_column_and_the_formats(files, tmp_path, capsys):
+    root, _, _ = files
+    argv = [
+        "fit",
+        root / "scores.csv",
+        "--label-column",
+        "y",
+        "-o",
+        tmp_path / "m.skops",
+    ]
+    err = error_of(capsys, *argv, "--score-columns", "p,a,q")
+    assert "has no score column 'p', 'q'; its columns are id, a, b, c, y" in err
+    (tmp_path / "scores.txt").write_text("a,b\n1,2\n")
+    err = error_of(capsys, "predict", root / "model.skops", tmp_path / "scores.txt",
+                   "-o", tmp_path / "o.csv")  # fmt: skip
+    assert err.rstrip("\n").endswith(
+        "from its name; name it *.csv (or *.csv.gz) or *.parquet"
+    )
+
+
+def test_unnamed_model_on_a_file_without_an_id(files, tmp_path, capsys):
+    root, frame, _ = files
+    unnamed = GaussianSoftmaxCalibrator(uncertainty_rules=["low_confidence"])
+    unnamed.fit(frame[SCORES].to_numpy(), frame["y"])
+    skops_io.dump(unnamed, tmp_path / "unnamed.skops")
+    argv = ["predict", tmp_path / "unnamed.skops", root / "scores.csv"]
+    err = error_of(capsys, *argv, "-o", tmp_path / "o.csv")
+    # id, a, b, c: every numeric column of the file
+    assert "the file has (besides none) 5 score column(s)" in err
+
+
+def test_subcommand_help_and_required_arguments(files, tmp_path, capsys):
+    root, _, _ = files
+    with pytest.raises(SystemExit) as info:
+        main([])
+    assert info.value.code == 2
+    assert "the following arguments are required: command" in capsys.readouterr().err
+    for command, phrase in (
+        ("predict", "Write predict_frame's columns (prediction, proba_<class>,"),
+        ("report", "--label-column LABEL_COLUMN the column of labels"),
+        ("report", "predictions on a labelled score file; says when the batch looks"),
+    ):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        assert phrase in " ".join(capsys.readouterr().out.split())
+    with pytest.raises(SystemExit) as info:
+        cli("report", root / "model.skops", root / "scores.csv")
+    assert info.value.code == 2
+    assert "required: --label-column" in capsys.readouterr().err
+
+
+def test_predict_reads_the_file_in_chunks_of_the_given_size(
+    files, tmp_path, monkeypatch
+):
+    from sklearn_gsoftmax._io import ScoreTable
+
+    root, _, _ = files
+    sizes = []
+    chunks = ScoreTable.chunks
+
+    def spy(self, columns, chunksize):
+        sizes.append(chunksize)
+        return chunks(self, columns, chunksize)
+
+    monkeypatch.setattr(ScoreTable, "chunks", spy)
+    argv = ["predict", root / "model.skops", root / "scores.csv"]
+    assert cli(*argv, "-o", tmp_path / "o.csv", "--chunksize", "70") == 0
+    assert sizes == [70]
+
+
+def test_output_closed_by_the_reader_stops_quietly(files, monkeypatch):
+    """``sklearn-gsoftmax info model | head -1``: no traceback, exit 1."""
+    root, _, _ = files
+    read, write = os.pipe()
+    os.close(read)
+    stdout = os.fdopen(write, "w", buffering=1)
+    monkeypatch.setattr(sys, "stdout", stdout)
+    try:
+        assert cli("info", root / "model.skops") == 1
+    finally:
+        monkeypatch.undo()
+        try:
+            stdout.close()
+        except OSError:
+            pass

@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from sklearn.datasets import make_blobs
+from sklearn.datasets import make_blobs, make_classification
 from sklearn.linear_model import LogisticRegression
 
 from sklearn_gsoftmax import GaussianSoftmaxCalibrator, GaussianSoftmaxClassifier
@@ -83,3 +83,12 @@ def test_calibrator_selects_from_scores():
     chosen = calibrator.select_for_labeling(pool, 5)
     # the far-out scores are novel: chosen, and first
     assert set(chosen[:2].tolist()) == {100, 101}
+
+
+def test_identical_candidates_still_fill_the_selection():
+    """k-means finds one cluster among identical rows; the rest are filled in
+    priority order."""
+    X, y = make_classification(n_samples=60, random_state=0)
+    model = GaussianSoftmaxClassifier(LogisticRegression(), cv=3).fit(X, y)
+    chosen = model.select_for_labeling(np.repeat(X[:1], 10, axis=0), 4)
+    np.testing.assert_array_equal(chosen, [0, 1, 2, 3])

@@ -479,3 +479,19 @@ def test_gradient_checks_labels(y, match):
 def test_gradient_checks_n_samples(form, n, match):
     with pytest.raises(ValueError, match=match):
         GRADIENTS[form](np.zeros((1, 3)), [0], n)
+
+
+def test_class_indices_given_as_whole_floats_are_accepted():
+    z = [[0.0, 1.0], [1.0, 0.0]]
+    np.testing.assert_array_equal(
+        gaussian_softmax_nll_grad(z, np.array([0.0, 1.0]), 10),
+        gaussian_softmax_nll_grad(z, [0, 1], 10),
+    )
+    for bad in ([0.5, 1.0], [np.nan, 1.0], [np.inf, 0.0]):
+        with pytest.raises(ValueError, match="integer class indices"):
+            gaussian_softmax_nll_grad(z, np.array(bad), 10)
+
+
+def test_n_samples_errors_name_the_parameter():
+    with pytest.raises(ValueError, match=r"^n_samples must be at least 2"):
+        gaussian_softmax([0.0, 1.0], 1)

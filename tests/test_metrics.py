@@ -244,3 +244,31 @@ def test_bad_input(metric, y, proba, labels, match):
 def test_bad_options(options, error, match):
     with pytest.raises(error, match=match):
         expected_calibration_error([0, 1], [0.2, 0.7], **options)
+
+
+@pytest.mark.parametrize(
+    "norm, combine",
+    [
+        ("l1", np.mean),
+        ("l2", lambda e: np.sqrt(np.mean(np.square(e)))),
+        ("max", np.max),
+    ],
+)
+def test_classwise_error_combines_the_classes_in_its_norm(norm, combine):
+    """Class-wise: each class's one-vs-rest error, combined over the classes
+    in the same norm (here the three classes' errors all differ)."""
+    rng = np.random.default_rng(0)
+    proba = rng.dirichlet([1, 1, 1], size=300)
+    y = rng.integers(3, size=300)
+    per_class = [
+        expected_calibration_error(
+            (y == k).astype(int),
+            np.column_stack([1 - proba[:, k], proba[:, k]]),
+            kind="classwise",
+            norm=norm,
+        )
+        for k in range(3)
+    ]
+    assert len(set(per_class)) == 3
+    combined = expected_calibration_error(y, proba, kind="classwise", norm=norm)
+    assert combined == pytest.approx(combine(per_class))

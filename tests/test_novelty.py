@@ -1,5 +1,7 @@
 """The novelty rule: its conformal guarantee, detectors, inputs and errors."""
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -276,3 +278,15 @@ def test_features_a_detector_cannot_take_give_a_clear_error():
     GaussianSoftmaxClassifier(
         StringTolerant(), cv=2, uncertainty_rules=("low_confidence",)
     ).fit(X, y)
+
+
+def test_huge_scores_of_a_narrow_calibrator_are_novel_without_warnings():
+    """Scores 1e308 over a spread of 1e-3 overflow the standardisation: they
+    are the most novel, quietly."""
+    rng = np.random.default_rng(0)
+    scores = rng.normal(size=300) * 1e-3
+    calibrator = GaussianSoftmaxCalibrator().fit(scores, (scores > 0).astype(int))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        flags = calibrator.predict_uncertain([1e308, -1e308, np.inf, -np.inf])
+    assert flags.all()

@@ -362,3 +362,29 @@ def test_band_follows_the_multiclass_form(data, multiclass):
         "simplex": (1 / (n + 1), (n - 1) / (n + 1)),
     }[multiclass]
     assert display.bounds == pytest.approx(expected)
+
+
+def test_diagram_passes_line_options_on():
+    display = ReliabilityDisplay.from_predictions(
+        Y3, P3, labels=[0, 1, 2], ref_line=False, color="tab:red"
+    )
+    assert display.ax_.get_lines() == [display.line_]
+    assert display.line_.get_color() == "tab:red"
+
+
+def test_risk_coverage_area_breaks_ties_by_the_margin():
+    # four saturated predictions: the margin ranks the two right ones first
+    y = [0, 1, 0, 1]
+    proba = [[0.99, 0.01]] * 4
+    margin = [5.0, 1.0, 4.0, 2.0]
+    with_margin = RiskCoverageDisplay.from_predictions(y, proba, margin=margin)
+    # accuracy 1, 1, 2/3, 1/2 at coverage 1/4 .. 1: area (1 + 1 + 2/3 + 1/2) / 4
+    assert with_margin.line_.get_label() == "area 0.792"
+    plain = RiskCoverageDisplay.from_predictions(y, proba)
+    assert plain.line_.get_label() != with_margin.line_.get_label()
+
+
+def test_risk_of_a_curve_given_as_booleans():
+    display = RiskCoverageDisplay([0.5, 1.0], np.array([True, False]), [0.9, 0.8])
+    display.plot(risk=True)
+    np.testing.assert_allclose(display.line_.get_ydata(), [0, 0, 1])
