@@ -244,3 +244,50 @@ def test_prior_derivatives(link, monkeypatch):
     assert_allclose(
         loss_grad(theta)[1], _central(lambda t: loss_grad(t)[0], theta), rtol=1e-6
     )
+
+
+@pytest.mark.parametrize("link", ["gaussian", "linear"])
+def test_multiclass_objective_with_infinite_scores(link):
+    """log(predict_proba) of zero probabilities: -inf scores stay at the
+    floor whatever the (positive) scale, and add nothing to its derivative."""
+    z, y = _multiclass_rows(3, m=60, seed=2)
+    z[::4, 0] = -np.inf
+    y[::4] = 1  # the -inf class is never the label
+    # rows of tied infinities: no scale or offset moves them
+    z[1] = -np.inf
+    z[5, :2] = np.inf
+    w = np.full(len(y), 1 / len(y))
+    loss_grad = _multiclass_objective(z, y, w, 20, link, "vs_top", 3)
+    for theta in ([0.8, 0.5, -0.7], [0.0, 0.2, 0.1]):
+        theta = np.array(theta)
+        value, grad = loss_grad(theta)
+        assert np.all(np.isfinite(grad))
+        # at scale 0 the scores carry no information: -inf ones too map to
+        # the offsets (see affine_scores)
+        scaled = theta[0] * z if theta[0] > 0 else np.zeros_like(z)
+        u = scaled + np.r_[0, theta[1:]]
+        expected = _multiclass_nll_forward(u, y, 20, link, "vs_top") @ w
+        assert_allclose(value, expected + 0.5 * PRIOR_STRENGTH * theta @ theta)
+        if theta[0] > 0:
+            numeric = _central(lambda t: loss_grad(t)[0], theta)
+            assert_allclose(grad, numeric, rtol=1e-6, atol=1e-9)
+
+
+@pytest.mark.parametrize("link", LINKS)
+def test_binary_grid_losses_at_scale_zero(link):
+    """The search's grid: at scale 0 every score, infinite ones too, maps to
+    the offset."""
+    from sklearn_gsoftmax._fitting import _binary_losses
+
+    s, sign, w = _binary_problem()
+    s = np.r_[s, np.inf, -np.inf]
+    sign = np.r_[sign, 1.0, -1.0]
+    w = np.r_[w, w[:2]] / np.r_[w, w[:2]].sum()
+    grid = np.array([[0.0, 0.3], [0.7, -0.2]])
+    losses = _binary_losses(s, sign, w, 20, link, grid)
+    for (scale, offset), loss in zip(grid, losses):
+        u = np.full_like(s, offset) if scale == 0 else scale * s + offset
+        expected = _binary_nll_forward(u, sign, 20, link) @ w
+        assert loss == pytest.approx(
+            expected + 0.5 * PRIOR_STRENGTH * (scale**2 + offset**2)
+        )

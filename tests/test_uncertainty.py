@@ -541,3 +541,17 @@ def test_conformal_reference_saved_sorted_still_loads():
     )
     np.testing.assert_array_equal(reference.scores, [0.1, 0.2, 0.2, 0.4])
     np.testing.assert_array_equal(reference.weight_at_or_above([0.2, 0.5]), [3, 0])
+
+
+def test_fold_calibrator_says_where_its_flag_is():
+    X, y = make_classification(n_samples=60, random_state=0)
+    model = GaussianSoftmaxClassifier(LogisticRegression(), cv=3).fit(X, y)
+    fold_calibrator = model.calibrated_classifiers_[0].calibrator
+    with pytest.raises(ValueError) as info:
+        fold_calibrator.predict_uncertain(np.zeros(5))
+    assert str(info.value) == (
+        "this GaussianSoftmaxCalibrator has no fitted uncertain-flag state: it was "
+        "fitted on one fold inside GaussianSoftmaxClassifier (use the classifier's "
+        "methods) or saved by a version of sklearn-gsoftmax without the flag. Refit "
+        "it to use predict_uncertain, predict_set and predict_frame."
+    )
