@@ -34,6 +34,7 @@ import random
 import shutil
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 MUTANTS = Path("mutants")
@@ -64,7 +65,7 @@ def _forget_survivors(sample: list[str]) -> None:
 TESTS_OF = {
     "__main__": ["test_main.py"],
     "_calibrator": ["test_calibrator.py", "test_uncertainty.py", "test_novelty.py"],
-    "_classifier": ["test_classifier.py", "test_sklearn_compat.py"],
+    "_classifier": ["test_classifier.py", "test_sklearn_compat.py", "test_novelty.py"],
     "_cli": ["test_cli.py"],
     "_io": ["test_cli.py"],
     "_fitting": ["test_fit_guards.py", "test_robust_fit.py", "test_derivatives.py"],
@@ -81,6 +82,23 @@ TESTS_OF = {
 }
 
 
+def _recheck(name: str) -> bool:
+    """Whether the tests of the mutant's module fail with it switched on."""
+    files = [f"tests/{f}" for f in TESTS_OF[name.split(".")[1]]]
+    diff = subprocess.run(["mutmut", "show", name], capture_output=True, text=True)
+    if "_dask" in diff.stdout:
+        files.append("tests/test_dask.py")
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:randomly",
+         "-o", "addopts=", *files],
+        cwd=MUTANTS,
+        env=dict(os.environ, MUTANT_UNDER_TEST=name, **_ONE_THREAD),
+        capture_output=True,
+    )  # fmt: skip
+    print(f"{'killed' if result.returncode == 1 else 'alive '} {name}", flush=True)
+    return result.returncode == 1
+
+
 def _recheck_survivors(sample: list[str]) -> None:
     """Run each survivor against its module's test files with the mutant
     switched on (mutmut's trampolines read ``MUTANT_UNDER_TEST``), with the
@@ -88,29 +106,22 @@ def _recheck_survivors(sample: list[str]) -> None:
     function calls into ``_dask`` (left out of mutmut's runs: its LocalCluster
     deadlocks mutmut's forked workers). Records those the tests fail."""
     shutil.copytree("tests", MUTANTS / "tests", dirs_exist_ok=True)
-    for meta in sorted(MUTANTS.glob("sklearn_gsoftmax/*.meta")):
-        data = json.loads(meta.read_text())
-        codes = data["exit_code_by_key"]
-        for name in sorted(set(sample) & set(codes)):
-            if _status(codes[name]) not in ("survived", "no tests"):
-                continue
-            files = [f"tests/{f}" for f in TESTS_OF[name.split(".")[1]]]
-            diff = subprocess.run(
-                ["mutmut", "show", name], capture_output=True, text=True
-            ).stdout
-            if "_dask" in diff:
-                files.append("tests/test_dask.py")
-            result = subprocess.run(
-                [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:randomly",
-                 "-o", "addopts=", *files],
-                cwd=MUTANTS,
-                env=dict(os.environ, MUTANT_UNDER_TEST=name, **_ONE_THREAD),
-                capture_output=True,
-            )  # fmt: skip
-            print(f"{'killed' if result.returncode == 1 else 'alive '} {name}")
-            if result.returncode == 1:
-                codes[name] = 1
-        meta.write_text(json.dumps(data))
+    metas = sorted(MUTANTS.glob("sklearn_gsoftmax/*.meta"))
+    data = {meta: json.loads(meta.read_text()) for meta in metas}
+    alive = [
+        (meta, name)
+        for meta in metas
+        for name in sorted(set(sample) & set(data[meta]["exit_code_by_key"]))
+        if _status(data[meta]["exit_code_by_key"][name]) in ("survived", "no tests")
+    ]
+    # two at a time: each is one single-threaded pytest process
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        caught = list(pool.map(lambda item: _recheck(item[1]), alive))
+    for (meta, name), killed in zip(alive, caught):
+        if killed:
+            data[meta]["exit_code_by_key"][name] = 1
+    for meta in metas:
+        meta.write_text(json.dumps(data[meta]))
 
 
 def _status(code) -> str:

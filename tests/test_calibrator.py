@@ -365,3 +365,14 @@ def test_degenerate_tied_scores_give_sound_probabilities():
     assert proba.min() >= 1 / (3 * 9 + 1) * (1 - 1e-9)
     # class 0 holds 7 of the 10 labels: the fit must see that
     assert proba[:, 0].mean() > 0.4
+
+
+def test_sparse_scores_name_the_fix():
+    from scipy.sparse import csr_matrix
+
+    with pytest.raises(TypeError) as info:
+        GaussianSoftmaxCalibrator().fit(csr_matrix(np.eye(4)), [0, 1, 2, 3])
+    assert str(info.value) == (
+        "sparse scores are not supported: decision scores are dense; pass a dense "
+        "array (e.g. scores.toarray())."
+    )

@@ -733,7 +733,11 @@ def test_subcommand_help_and_required_arguments(files, tmp_path, capsys):
     for command, phrase in (
         ("predict", "Write predict_frame's columns (prediction, proba_<class>,"),
         ("report", "--label-column LABEL_COLUMN the column of labels"),
-        ("report", "predictions on a labelled score file; says when the batch looks"),
+        (
+            "report",
+            "the accepted predictions on a labelled score file; says when the batch "
+            "looks shifted from the data the calibrator was fitted on.",
+        ),
     ):
         with pytest.raises(SystemExit):
             main([command, "--help"])

@@ -186,6 +186,11 @@ def test_classifier_scores_a_dask_dataframe_partition_by_partition(
     proba = array_model.predict_proba(da.from_array(X, chunks=(1_000, 2)))
     assert proba.chunks == ((1_000,) * 3, (2,))
     np.testing.assert_array_equal(proba.compute(), array_model.predict_proba(X))
+    for method in ("predict_log_proba", "predict"):
+        lazy_out = getattr(array_model, method)(da.from_array(X, chunks=(1_000, 2)))
+        np.testing.assert_array_equal(
+            lazy_out.compute(), getattr(array_model, method)(X)
+        )
 
 
 def test_nan_scores_name_the_chunk(client):

@@ -315,3 +315,29 @@ def test_projected_gradient_ignores_only_slopes_out_of_the_box(x, jac, expected)
     result = OptimizeResult(x=np.array(x), jac=np.array(jac))
     box = [(0.0, 5.0), (-10.0, 10.0)]
     assert _projected_gradient(result, box) == pytest.approx(expected)
+
+
+def test_newton_creeping_down_a_flat_valley_reports_its_iterations():
+    """exp(-x): every Newton step goes one unit further and the gradient never
+    reaches the tolerance, but is small enough to call the fit converged."""
+    from sklearn_gsoftmax._fitting import _NEWTON_MAX_ITER
+
+    def evaluate(theta):
+        value = float(np.exp(-theta[0]))
+        return value, np.array([-value]), np.array([[value]])
+
+    fit = _damped_newton(evaluate, np.array([0.0]), [(-1e3, 1e3)], tol=1e-300)
+    assert fit.n_iter == _NEWTON_MAX_ITER and fit.problem is None
+    assert fit.theta[0] > 20  # crept down the valley
+
+
+def test_lbfgs_that_cannot_descend_says_why():
+    from sklearn_gsoftmax._fitting import _lbfgs
+
+    def loss_grad(theta):
+        # a gradient pointing uphill: every line search fails
+        return float(theta @ theta), -2.0 * theta
+
+    fit = _lbfgs(loss_grad, np.array([1.0, -2.0]), [(-10.0, 10.0)] * 2)
+    assert fit.problem.startswith("L-BFGS stopped: ")
+    assert "(projected gradient " in fit.problem

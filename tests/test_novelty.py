@@ -290,3 +290,53 @@ def test_huge_scores_of_a_narrow_calibrator_are_novel_without_warnings():
         warnings.simplefilter("error")
         flags = calibrator.predict_uncertain([1e308, -1e308, np.inf, -np.inf])
     assert flags.all()
+
+
+def test_detector_sees_what_the_last_step_of_a_long_pipeline_sees():
+    from sklearn.decomposition import PCA
+
+    from sklearn_gsoftmax._classifier import novelty_input
+
+    X, y = make_classification(n_samples=80, n_features=6, random_state=0)
+    pipe = make_pipeline(StandardScaler(), PCA(n_components=2), LogisticRegression())
+    pipe.fit(X, y)
+    np.testing.assert_allclose(novelty_input(pipe, X), pipe[:-1].transform(X))
+
+
+def test_novelty_of_a_calibrator_fitted_on_four_scores():
+    calibrator = GaussianSoftmaxCalibrator().fit([-2.0, -1.0, 1.0, 2.0], [0, 0, 1, 1])
+    assert calibrator.predict_uncertain([0.0, 50.0]).shape == (2,)
+
+
+def test_detector_that_cannot_read_the_features_says_what_to_do():
+    X = np.array([["a", "b"], ["c", "d"]] * 20, dtype=object)
+    y = np.array([0, 1] * 20)
+
+    class Letters(LogisticRegression):
+        def fit(self, X, y, sample_weight=None):
+            return super().fit(np.ones((len(X), 1)), y, sample_weight)
+
+        def decision_function(self, X):
+            return super().decision_function(np.ones((len(X), 1)))
+
+    with pytest.raises(ValueError) as info:
+        GaussianSoftmaxClassifier(Letters(), cv=2).fit(X, y)
+    message = str(info.value)
+    assert message.startswith(
+        "the novelty rule's detector (KNeighborsNovelty) could not be fitted: "
+    )
+    assert message.endswith(
+        "It runs on the features the wrapped estimator's last step sees (X itself "
+        "unless the estimator is a Pipeline). Put the preprocessing in a Pipeline, "
+        "pass a novelty_detector that handles these features (e.g. a Pipeline "
+        "ending in an outlier detector), or drop 'novelty' from uncertainty_rules."
+    )
+
+
+def test_novelty_of_a_prefit_model_calibrated_on_four_samples():
+    """Fewer samples than the detector's 5 folds: as many folds as samples."""
+    X, y = make_classification(n_samples=80, random_state=0)
+    model = LogisticRegression().fit(X, y)
+    four = np.r_[np.flatnonzero(y == 0)[:2], np.flatnonzero(y == 1)[:2]]
+    calibrated = GaussianSoftmaxClassifier(FrozenEstimator(model)).fit(X[four], y[four])
+    assert calibrated.predict_uncertain(X[:10]).shape == (10,)
