@@ -382,9 +382,3 @@ def test_risk_coverage_area_breaks_ties_by_the_margin():
     assert with_margin.line_.get_label() == "area 0.792"
     plain = RiskCoverageDisplay.from_predictions(y, proba)
     assert plain.line_.get_label() != with_margin.line_.get_label()
-
-
-def test_risk_of_a_curve_given_as_booleans():
-    display = RiskCoverageDisplay([0.5, 1.0], np.array([True, False]), [0.9, 0.8])
-    display.plot(risk=True)
-    np.testing.assert_allclose(display.line_.get_ydata(), [0, 0, 1])
