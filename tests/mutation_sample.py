@@ -31,6 +31,7 @@ import json
 import math
 import os
 import random
+import re
 import shutil
 import subprocess
 import sys
@@ -183,12 +184,13 @@ def _row(name: str, counts: collections.Counter) -> str:
 
 
 def _equivalent_names(path: Path) -> set[str]:
-    """Mutant names listed as equivalent in ``tests/MUTATION.md`` (backticked)."""
+    """Mutant names listed (in backticks) in the "Equivalent mutants" section
+    of ``tests/MUTATION.md``."""
     if not path.exists():
         return set()
-    text = path.read_text()
-    section = text.split("## Equivalent mutants", 1)[-1]
-    return {word.strip("`") for word in section.split() if "__mutmut_" in word}
+    text = path.read_text().split("## Equivalent mutants", 1)[-1]
+    section = text.split("\n## ", 1)[0]
+    return set(re.findall(r"`([^`\s]+__mutmut_\d+)`", section))
 
 
 def main() -> None:
