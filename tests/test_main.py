@@ -58,8 +58,10 @@ def test_main_job_in_process(capsys):
         "171 shifted"
     )
     assert lines[1:3] == ["", "in-distribution test set:"]
-    assert lines.index("shifted test set:") == 11
-    legend = lines.index("shifted test set:") + 9  # header, 6 rows, blank
+    assert "shifted test set:" in lines
+    # the tables' rows depend on the scikit-learn version (temperature: >= 1.8)
+    legend = next(i for i, line in enumerate(lines) if line.startswith("flagged: "))
+    assert lines[legend - 1] == ""
     assert lines[legend] == (
         "flagged: share of predictions GaussianSoftmaxClassifier's uncertain flag "
         "(default rules: low_confidence, threshold chosen for 95% accuracy on "
