@@ -340,3 +340,12 @@ def test_novelty_of_a_prefit_model_calibrated_on_four_samples():
     four = np.r_[np.flatnonzero(y == 0)[:2], np.flatnonzero(y == 1)[:2]]
     calibrated = GaussianSoftmaxClassifier(FrozenEstimator(model)).fit(X[four], y[four])
     assert calibrated.predict_uncertain(X[:10]).shape == (10,)
+
+
+def test_subsample_draws_distinct_rows():
+    from sklearn_gsoftmax._novelty import _subsample
+
+    rows = np.arange(1000, 1500)
+    drawn = _subsample(rows, 400, np.random.default_rng(0))
+    assert len(np.unique(drawn)) == 400 and np.all(np.diff(drawn) > 0)
+    assert set(drawn) <= set(rows)

@@ -555,3 +555,13 @@ def test_fold_calibrator_says_where_its_flag_is():
         "methods) or saved by a version of sklearn-gsoftmax without the flag. Refit "
         "it to use predict_uncertain, predict_set and predict_frame."
     )
+
+
+def test_top_two_of_many_classes():
+    from sklearn_gsoftmax._uncertainty import top_two
+
+    proba = np.random.default_rng(0).dirichlet(np.ones(40), size=50)
+    first, second = top_two(proba)
+    ordered = np.sort(proba, axis=1)
+    np.testing.assert_array_equal(first, ordered[:, -1])
+    np.testing.assert_array_equal(second, ordered[:, -2])
