@@ -209,11 +209,12 @@ class SmoothedTargets(Affine):
     for each other class ``j`` (``N_j'`` the rows not of class ``j``), each row
     normalised to sum to 1."""
 
+    # the counts' scale: 1 for the fold's own, n / len(y) for the training set's
+    count_factor = 1.0
+
     def _targets(self, y, k):
-        # counts of the whole training set when n says how many rows it holds
-        share = getattr(self, "count_factor", None) or 1.0
-        counts = share * np.bincount(y, minlength=k).astype(float)
-        others = share * len(y) - counts
+        counts = self.count_factor * np.bincount(y, minlength=k).astype(float)
+        others = self.count_factor * len(y) - counts
         targets = np.tile(1.0 / (others + 2.0), (len(y), 1))
         targets[np.arange(len(y)), y] = (counts[y] + 1.0) / (counts[y] + 2.0)
         return targets / targets.sum(axis=1, keepdims=True)

@@ -74,6 +74,17 @@ def files(tmp_path_factory):
     return root, frame, model
 
 
+@pytest.fixture(scope="module")
+def unnamed_model(files, tmp_path_factory):
+    """A calibrator fitted on an array (no column names), saved: ``(path, model)``."""
+    _, frame, _ = files
+    unnamed = GaussianSoftmaxCalibrator(uncertainty_rules=["low_confidence"])
+    unnamed.fit(frame[SCORES].to_numpy(), frame["y"])
+    path = tmp_path_factory.mktemp("unnamed") / "unnamed.skops"
+    skops_io.dump(unnamed, path)
+    return path, unnamed
+
+
 def cli(*argv):
     """Run main in-process, as the shell would pass the arguments."""
     return main([str(a) for a in argv])
@@ -347,13 +358,13 @@ def test_info_shows_parameters_and_the_saving_version(files, capsys):
     assert lines[-1].startswith("  score range seen in fit  ")
 
 
-def test_info_of_a_model_fitted_on_an_unnamed_array(files, tmp_path, capsys):
+def test_info_of_a_model_fitted_on_an_unnamed_array(
+    files, tmp_path, capsys, unnamed_model
+):
     _, frame, _ = files
-    unnamed = GaussianSoftmaxCalibrator(uncertainty_rules=["low_confidence"])
-    unnamed.fit(frame[SCORES].to_numpy(), frame["y"])
-    skops_io.dump(unnamed, tmp_path / "unnamed.skops")
+    unnamed_file, unnamed = unnamed_model
     capsys.readouterr()
-    assert cli("info", tmp_path / "unnamed.skops") == 0
+    assert cli("info", unnamed_file) == 0
     last = capsys.readouterr().out.splitlines()[-1]
     assert re.fullmatch(
         r"  score range seen in fit +0 \[.*\], 1 \[.*\], 2 \[.*\]", last
@@ -490,13 +501,11 @@ def test_column_count_that_does_not_match_the_calibrator(files, tmp_path, capsys
     assert cli(*argv, "-o", tmp_path / "o.csv", "--score-columns", "a,b,c") == 0
 
 
-def test_model_fitted_on_an_unnamed_array(files, tmp_path, capsys):
+def test_model_fitted_on_an_unnamed_array(files, tmp_path, capsys, unnamed_model):
     """Such a model takes every column but the id's, if their count fits."""
     root, frame, model = files
-    unnamed = GaussianSoftmaxCalibrator(uncertainty_rules=["low_confidence"])
-    unnamed.fit(frame[SCORES].to_numpy(), frame["y"])
-    skops_io.dump(unnamed, tmp_path / "unnamed.skops")
-    argv = ["predict", tmp_path / "unnamed.skops", root / "scores.csv"]
+    unnamed_file, unnamed = unnamed_model
+    argv = ["predict", unnamed_file, root / "scores.csv"]
     err = error_of(capsys, *argv, "-o", tmp_path / "o.csv", "--id-column", "id")
     assert "the file has (besides 'id') 4 score column(s)" in err
     assert cli(*argv, "-o", tmp_path / "o.csv", "--score-columns", "a,b,c") == 0
@@ -595,15 +604,15 @@ def test_unreadable_file_message():
     )
 
 
-def test_report_of_a_model_fitted_on_an_unnamed_array(files, tmp_path, capsys):
+def test_report_of_a_model_fitted_on_an_unnamed_array(
+    files, tmp_path, capsys, unnamed_model
+):
     """Its scores are every column but the label's."""
     _, frame, _ = files
-    unnamed = GaussianSoftmaxCalibrator(uncertainty_rules=["low_confidence"])
-    unnamed.fit(frame[SCORES].to_numpy(), frame["y"])
-    skops_io.dump(unnamed, tmp_path / "unnamed.skops")
+    unnamed_file, unnamed = unnamed_model
     frame[[*SCORES, "y"]].to_csv(tmp_path / "s.csv", index=False)
     capsys.readouterr()
-    argv = ["report", tmp_path / "unnamed.skops", tmp_path / "s.csv"]
+    argv = ["report", unnamed_file, tmp_path / "s.csv"]
     assert cli(*argv, "--label-column", "y") == 0
     assert printed(capsys.readouterr().out, "accuracy") == pytest.approx(
         np.mean(unnamed.predict(frame[SCORES].to_numpy()) == frame["y"]), rel=1e-3
@@ -713,12 +722,10 @@ def test_messages_name_every_missing_column_and_the_formats(files, tmp_path, cap
     )
 
 
-def test_unnamed_model_on_a_file_without_an_id(files, tmp_path, capsys):
+def test_unnamed_model_on_a_file_without_an_id(files, tmp_path, capsys, unnamed_model):
     root, frame, _ = files
-    unnamed = GaussianSoftmaxCalibrator(uncertainty_rules=["low_confidence"])
-    unnamed.fit(frame[SCORES].to_numpy(), frame["y"])
-    skops_io.dump(unnamed, tmp_path / "unnamed.skops")
-    argv = ["predict", tmp_path / "unnamed.skops", root / "scores.csv"]
+    unnamed_file, unnamed = unnamed_model
+    argv = ["predict", unnamed_file, root / "scores.csv"]
     err = error_of(capsys, *argv, "-o", tmp_path / "o.csv")
     # id, a, b, c: every numeric column of the file
     assert "the file has (besides none) 5 score column(s)" in err
