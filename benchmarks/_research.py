@@ -13,7 +13,7 @@ All work in the ``vs_top`` form: with row-max-shifted scores ``d = z - max z``
 
 ``Affine``
     ``z = a * scores + b`` and ``g(d) = L tanh(d / L)``, ``L = ln(n - 1)``: the
-    library's default.
+    spec's map (the library's default before 0.2).
 ``BetaMap``
     For models that give probabilities only: ``z_k = a ln p_k + c ln(1 - p_k)
     + b_k`` (beta calibration's map, shared ``a, c``), same link.
@@ -35,6 +35,17 @@ All work in the ``vs_top`` form: with row-max-shifted scores ``d = z - max z``
 ``Sharpened``
     The default fit, its scale multiplied by a constant afterwards: the
     frontier between sharpness in- and out-of-distribution.
+``VectorScaling``
+    One scale per class, ``z_k = a_k scores_k + b_k``, with a ridge pulling
+    the scales together.
+``MatrixScaling``
+    ``z = W scores + b`` with Dirichlet calibration's off-diagonal ridge
+    (ODIR), optionally with the fitted ceiling, a ridge on the diagonal's
+    spread, a ridge that weakens with the rows, or the cross terms clipped to
+    the calibration range; fitted with analytic gradients. The library's
+    ``score_map="matrix"`` came from it.
+``MonotoneSpline``
+    A monotone piecewise-linear map of each score, shared by the classes.
 """
 
 from __future__ import annotations
@@ -245,3 +256,198 @@ class Sharpened(Affine):
         super().fit(scores, y)
         self.theta_ = self.theta_ * np.r_[self.factor, np.ones(len(self.theta_) - 1)]
         return self
+
+
+class VectorScaling(Affine):
+    """``z_k = a_k * scores_k + b_k``, one scale per class, with a ridge
+    ``lam * sum_k (a_k - mean(a))**2`` pulling the scales together (vector
+    scaling; two classes: the default map)."""
+
+    def __init__(self, n: int, lam: float = 1e-2):
+        super().__init__(n)
+        self.lam = lam
+
+    def _initial(self, features):
+        k = features.shape[1]
+        return np.r_[np.ones(k), np.zeros(k - 1)]
+
+    def _map(self, theta, features):
+        k = features.shape[1]
+        if k == 2:  # the zero column of binary scores has no scale of its own
+            return Affine._map(self, np.r_[theta[1], theta[k:]], features)
+        return theta[:k] * features + np.concatenate([[0.0], theta[k:]])
+
+    def _penalty(self, theta, k):
+        scales = theta[:k]
+        return self.lam * ((scales - scales.mean()) ** 2).sum()
+
+    def fit(self, scores, y):
+        features = self._prepare(scores)
+        self._scale = self._unit(features)
+        features = features / self._scale
+        targets = self._targets(np.asarray(y), features.shape[1])
+        k = features.shape[1]
+
+        def loss(theta):
+            log_p = self._log_proba_of_map(self._map(theta, features))
+            nll = -(targets * log_p).sum(axis=1).mean()
+            return nll + self._penalty(theta, k) + _RIDGE * theta @ theta
+
+        self.theta_ = minimize(loss, self._initial(features), method="L-BFGS-B").x
+        return self
+
+
+def _vs_top_loss_grads(z, y, big_l):
+    """Per-row ``-ln p_y`` of the ``vs_top`` link with ceiling ``big_l``, its
+    gradient ``(m, K)`` in ``z`` and its derivative in ``big_l`` ``(m,)``."""
+    rows = np.arange(len(y))
+    top = np.argmax(z, axis=1)
+    u = (z - z[rows, top][:, None]) / big_l
+    th = np.tanh(u)
+    log_p = log_softmax(big_l * th, axis=1)
+    g = np.exp(log_p)
+    g[rows, y] -= 1.0
+    d_big_l = (g * (th - u * (1.0 - th**2))).sum(axis=1)
+    g *= 1.0 - th**2
+    g[rows, top] -= g.sum(axis=1)
+    return -log_p[rows, y], g, d_big_l
+
+
+class MatrixScaling(Affine):
+    """``z = W scores + b`` with Dirichlet calibration's off-diagonal ridge,
+    ``lam * sum_{i != j} W_ij**2 / (K (K - 1))``, and ``lam * |b|**2 / K``
+    (on ``ln p`` scores this is Dirichlet calibration under the bounded link).
+    Fitted with the link's analytic gradient; two classes: the default map.
+    ``ceiling=True`` fits ``L`` too, at most ``ln(n - 1)`` (as
+    ``FittedCeiling``)."""
+
+    def __init__(
+        self,
+        n: int,
+        lam: float = 1e-2,
+        ceiling: bool = False,
+        *,
+        diagonal: bool = False,
+        per_row: bool = False,
+        clip: bool = False,
+    ):
+        super().__init__(n)
+        self.lam = lam
+        self.ceiling = ceiling
+        # diagonal: also pull the diagonal towards its mean (vector scaling's
+        # ridge); per_row: lam is a total prior strength, lam / m on the mean
+        self.diagonal = diagonal
+        self.per_row = per_row
+        # clip: the cross terms see scores clipped to the calibration range
+        self.clip = clip
+
+    def _prepare(self, scores):
+        z = super()._prepare(scores)
+        if z.shape[1] == 2:  # two score columns: only their difference counts
+            return np.column_stack([np.zeros(len(z)), z[:, 1] - z[:, 0]])
+        return z
+
+    def _cross(self, features):
+        return np.clip(features, *self._range) if self.clip else features
+
+    @staticmethod
+    def _mapped(features, cross, w, b):
+        diagonal = np.diag(w)
+        return cross @ w.T + (features - cross) * diagonal + b
+
+    def _unpack(self, theta, k):
+        if k == 2:
+            w = np.array([[0.0, 0.0], [0.0, theta[0]]])
+            b, rest = np.r_[0.0, theta[1]], theta[2:]
+        else:
+            w, b, rest = (
+                theta[: k * k].reshape(k, k),
+                theta[k * k : k * k + k],
+                theta[k * k + k :],
+            )
+        big_l_max = np.log(self.n - 1)
+        big_l = big_l_max * expit(rest[0]) if self.ceiling else big_l_max
+        return w, b, big_l
+
+    def fit(self, scores, y):
+        features = self._prepare(scores)
+        self._scale = self._unit(features)
+        features = features / self._scale
+        y = np.asarray(y)
+        m, k = features.shape
+        self._k = k
+        self._range = features.min(axis=0), features.max(axis=0)
+        cross = self._cross(features)
+        off = ~np.eye(k, dtype=bool)
+        lam = self.lam / m if self.per_row else self.lam
+        lam_w, lam_b = (0.0, 0.0) if k == 2 else (lam / (k * (k - 1)), lam / k)
+        lam_d = lam_w if self.diagonal else 0.0
+
+        def loss_grad(theta):
+            w, b, big_l = self._unpack(theta, k)
+            z = self._mapped(features, cross, w, b)
+            nll, g, d_big_l = _vs_top_loss_grads(z, y, big_l)
+            g /= m
+            spread = np.diag(w) - np.diag(w).mean()
+            grad_w = g.T @ cross + 2 * lam_w * np.where(off, w, 0.0)
+            grad_w[np.diag_indices(k)] += (g * (features - cross)).sum(axis=0)
+            grad_w[np.diag_indices(k)] += 2 * lam_d * spread
+            grad_b = g.sum(axis=0) + 2 * lam_b * b
+            value = nll.mean() + lam_w * (w[off] ** 2).sum() + lam_b * b @ b
+            value += lam_d * spread @ spread
+            if k == 2:
+                grad = [grad_w[1, 1], grad_b[1]]
+            else:
+                grad = [grad_w.ravel(), grad_b]
+            if self.ceiling:
+                sig = expit(theta[-1])
+                grad.append(d_big_l.mean() * np.log(self.n - 1) * sig * (1 - sig))
+            grad = np.r_[tuple(np.atleast_1d(part) for part in grad)]
+            return value + _RIDGE * theta @ theta, grad + 2 * _RIDGE * theta
+
+        start = [1.0, 0.0] if k == 2 else [np.eye(k).ravel(), np.zeros(k)]
+        if self.ceiling:
+            start.append(4.0)
+        start = np.r_[tuple(np.atleast_1d(part) for part in start)]
+        self.theta_ = minimize(loss_grad, start, jac=True, method="L-BFGS-B").x
+        return self
+
+    def predict_log_proba(self, scores):
+        features = self._prepare(scores) / self._scale
+        w, b, big_l = self._unpack(self.theta_, self._k)
+        z = self._mapped(features, self._cross(features), w, b)
+        top = z.max(axis=1, keepdims=True)
+        return log_softmax(_tanh_bend(z - top, big_l), axis=1)
+
+
+class MonotoneSpline(Affine):
+    """A monotone piecewise-linear map of each score, shared by the classes,
+    plus per-class offsets: slopes ``exp(theta_j)`` between knots at the
+    calibration scores' quantiles, the outer slopes continued beyond them."""
+
+    def __init__(self, n: int, n_knots: int = 4):
+        super().__init__(n)
+        self.n_knots = n_knots
+
+    def _prepare(self, scores):
+        z = super()._prepare(scores)
+        if not hasattr(self, "_knots"):
+            spread = z[:, 1:] if z.shape[1] == 2 else z
+            levels = np.linspace(0, 1, self.n_knots + 2)[1:-1]
+            self._knots = np.quantile(spread, levels)
+        return z
+
+    def _unit(self, features):
+        self._knots = self._knots / (np.std(features) or 1.0)
+        return np.std(features) or 1.0
+
+    def _initial(self, features):
+        return np.r_[np.zeros(self.n_knots + 1), np.zeros(features.shape[1] - 1)]
+
+    def _map(self, theta, features):
+        slopes = np.exp(theta[: self.n_knots + 1])
+        # f(x) = slope_0 x + sum_j (slope_{j+1} - slope_j) relu(x - knot_j)
+        z = slopes[0] * features
+        for j, knot in enumerate(self._knots):
+            z = z + (slopes[j + 1] - slopes[j]) * np.maximum(features - knot, 0.0)
+        return z + np.concatenate([[0.0], theta[self.n_knots + 1 :]])

@@ -31,9 +31,11 @@ confident errors (true class below 1e-3), from
 ``sklearn_gsoftmax.metrics.calibration_report``. Writes the rows to a CSV and
 the summary tables to a markdown file; prints a progress line per dataset.
 
-``--research`` adds the prototypes of ``_research.py`` and a few variants of
-the library (other ``n``, log-space fold averages, ``ensemble=False``). Each is
-ranked in place of the default, so the baseline ranks do not move.
+``--research`` adds the prototypes of ``_research.py`` and variants of the
+library (its calibrator with one refinement or none, other ``n``, log-space
+fold averages, ``ensemble=False``). Each is ranked in place of the default, so
+the baseline ranks do not move; ``--variants`` runs only those whose name
+contains one of its comma-separated parts.
 
 Last, it prints the default's standing against issue 12's targets: its mean
 rank and lead over Venn-ABERS, its rank against temperature and sigmoid in each
@@ -56,11 +58,14 @@ from _research import (
     BetaMap,
     EvidenceBound,
     FittedCeiling,
+    MatrixScaling,
+    MonotoneSpline,
     PerClassN,
     Sharpened,
     SmoothedCeiling,
     SmoothedTargets,
     SmoothedTrainingCounts,
+    VectorScaling,
     average_proba,
 )
 from _scenarios import DATASETS, MODELS, SCENARIOS, training_sets
@@ -80,6 +85,15 @@ if parse_version(sklearn.__version__).release >= (1, 8):
     SKLEARN_METHODS.append("temperature")
 BASELINES = [*SKLEARN_METHODS, "betacal", "venn_abers", "gsoftmax"]
 N_FOLDS = 5
+#: The library's calibrator with other settings, fitted on the default's folds.
+LIBRARY_VARIANTS = {
+    "library: spec map (affine, no fitted ceiling)": {
+        "score_map": "affine",
+        "fit_ceiling": False,
+    },
+    "library: affine + fitted ceiling": {"score_map": "affine"},
+    "library: matrix, no fitted ceiling": {"fit_ceiling": False},
+}
 
 
 # --------------------------------------------------------------------------------------
@@ -155,9 +169,14 @@ def _fold_scores(pairs, folds, X_train, classes):
 
 
 def _research_methods(
-    model, pairs, folds, X_train, y_index, tests, classes, n_factors=(10, 100)
+    model, pairs, folds, X_train, y_index, tests, classes, n_factors, variants
 ):
-    """Probabilities of each research variant on each test set."""
+    """Probabilities of each research variant on each test set (only those
+    whose name contains one of ``variants``, when given)."""
+
+    def wanted(name):
+        return not variants or any(v in name for v in variants)
+
     n, k = len(y_index), len(classes)
     cal_scores = _fold_scores(pairs, folds, X_train, classes)
     cal_y = [y_index[test] for _, test in folds]
@@ -178,24 +197,61 @@ def _research_methods(
         "proto: smoothed targets": lambda: SmoothedTargets(n),
         "proto: smoothed targets + fitted ceiling": lambda: SmoothedCeiling(n),
         "proto: smoothed targets, training counts": (lambda: SmoothedTrainingCounts(n)),
+        "proto: vector scaling": lambda: VectorScaling(n),
+        "proto: matrix scaling, ODIR 0.03": lambda: MatrixScaling(n, 0.03),
+        "proto: matrix scaling, ODIR 0.1": lambda: MatrixScaling(n, 0.1),
+        "proto: matrix scaling, ODIR 0.3": lambda: MatrixScaling(n, 0.3),
+        "proto: matrix scaling, ODIR 1": lambda: MatrixScaling(n, 1.0),
+        "proto: matrix scaling + fitted ceiling": (
+            lambda: MatrixScaling(n, 0.1, ceiling=True)
+        ),
+        "proto: matrix scaling 0.3 + ceiling": (
+            lambda: MatrixScaling(n, 0.3, ceiling=True)
+        ),
+        "proto: matrix scaling 0.3 + ceiling, clipped": (
+            lambda: MatrixScaling(n, 0.3, ceiling=True, clip=True)
+        ),
+        "proto: matrix scaling 0.3 + diagonal + ceiling": (
+            lambda: MatrixScaling(n, 0.3, ceiling=True, diagonal=True)
+        ),
+        "proto: matrix scaling 100/m + diagonal + ceiling": (
+            lambda: MatrixScaling(n, 100.0, ceiling=True, diagonal=True, per_row=True)
+        ),
+        "proto: monotone spline": lambda: MonotoneSpline(n),
     }
     for factor in (0.6, 0.8, 1.25):
         prototypes[f"proto: fitted scale x {factor}"] = lambda f=factor: Sharpened(n, f)
     out = {}
     for name, make in prototypes.items():
+        if not wanted(name):
+            continue
         fitted = [make().fit(s, y) for s, y in zip(cal_scores, cal_y)]
         out[name] = [
             np.mean([np.exp(f.predict_log_proba(s)) for f, s in zip(fitted, scores)], 0)
             for scores in test_scores
         ]
+    for name, params in LIBRARY_VARIANTS.items():
+        if not wanted(name):
+            continue
+        fitted = [
+            GaussianSoftmaxCalibrator(
+                n_samples=n, uncertainty_rules=("low_confidence",), **params
+            ).fit(s, classes[y])
+            for s, y in zip(cal_scores, cal_y)
+        ]
+        out[name] = [
+            np.mean([f.predict_proba(s) for f, s in zip(fitted, scores)], 0)
+            for scores in test_scores
+        ]
     # the library's own pairs, averaged in log space instead of probability space
-    out["log-space fold average"] = [
-        average_proba(
-            [p.proba_of_scores(s) for p, s in zip(pairs, scores)], space="log"
-        )
-        for scores in test_scores
-    ]
-    for factor in n_factors:
+    if wanted("log-space fold average"):
+        out["log-space fold average"] = [
+            average_proba(
+                [p.proba_of_scores(s) for p, s in zip(pairs, scores)], space="log"
+            )
+            for scores in test_scores
+        ]
+    for factor in n_factors if wanted("n_samples = ") else ():
 
         def calibrator(s, y, factor=factor):
             return GaussianSoftmaxCalibrator(
@@ -207,6 +263,8 @@ def _research_methods(
             np.mean([f.predict_proba(s) for f, s in zip(fitted, scores)], 0)
             for scores in test_scores
         ]
+    if not wanted("ensemble=False"):
+        return out
     # ensemble=False: one calibrator on all out-of-fold scores, one model on all
     single = GaussianSoftmaxCalibrator(uncertainty_rules=("low_confidence",)).fit(
         np.concatenate(cal_scores), classes[np.concatenate(cal_y)]
@@ -219,7 +277,9 @@ def _research_methods(
     return out
 
 
-def run_training_set(model, X_train, y_train, tests, *, research, n_factors=(10, 100)):
+def run_training_set(
+    model, X_train, y_train, tests, *, research, n_factors=(10, 100), variants=None
+):
     """``{method: [proba per test set]}`` for one training set."""
     folds = list(StratifiedKFold(N_FOLDS).split(X_train, y_train))
     library = GaussianSoftmaxClassifier(clone(model), cv=folds).fit(X_train, y_train)
@@ -254,7 +314,7 @@ def run_training_set(model, X_train, y_train, tests, *, research, n_factors=(10,
             out[method].append(calibrate(folds_data, len(classes)))
     if research:
         out |= _research_methods(
-            model, pairs, folds, X_train, y_index, tests, classes, n_factors
+            model, pairs, folds, X_train, y_index, tests, classes, n_factors, variants
         )
     return classes, out
 
@@ -405,6 +465,12 @@ def main(argv=None):
         default="10,100",
         help="with --research: the multiples of n tried as n_samples",
     )
+    parser.add_argument(
+        "--variants",
+        default="",
+        help="with --research: only the variants whose name contains one of these "
+        "comma-separated strings",
+    )
     args = parser.parse_args(argv)
     n_factors = [int(f) for f in args.n_factors.split(",")]
     warnings.simplefilter("ignore")
@@ -420,6 +486,7 @@ def main(argv=None):
             tests,
             research=args.research,
             n_factors=n_factors,
+            variants=[v for v in args.variants.split(",") if v],
         )
         for i, (scenario, _, y_test) in enumerate(tests):
             case = {

@@ -38,6 +38,7 @@ from sklearn.utils.validation import (
 
 from . import _dask
 from ._calibrator import (
+    MAP_CONSTRAINTS,
     UNCERTAINTY_CONSTRAINTS,
     GaussianSoftmaxCalibrator,
     check_weights,
@@ -163,7 +164,7 @@ class _CalibratedPair:
         calibrator = self.calibrator
         if self.columns is None:
             return calibrator._proba_of_validated(scores, log=log)
-        calibrated = calibrator._affine(scores)
+        calibrated = calibrator._mapped(scores)
         if calibrated.ndim == 1:
             calibrated = np.column_stack([np.zeros_like(calibrated), calibrated])
         full = np.full(
@@ -171,7 +172,7 @@ class _CalibratedPair:
         )
         full[:, self.columns] = calibrated
         return link_proba(
-            full, calibrator.n_samples_, calibrator.link, calibrator.multiclass, log=log
+            full, calibrator.n_link_, calibrator.link, calibrator.multiclass, log=log
         )
 
 
@@ -219,7 +220,7 @@ def _fit_pair(
         pair = _CalibratedPair(estimator, calibrator, seen, len(classes))
     calibrator._fit_encoded(scores[keep], y_fit[keep], w_test[keep], n, fit_classes)
     proba, margin = _cross_fitted(pair, scores, y_fit, w_test, keep, n, fit_classes)
-    return pair, test, proba, margin
+    return pair, test, proba, margin, scores
 
 
 def _cross_fitted(pair, scores, y_fit, weights, keep, n, fit_classes):
@@ -262,6 +263,39 @@ def _cross_fitted(pair, scores, y_fit, weights, keep, n, fit_classes):
 _INNER_FOLDS = 5
 
 
+def _with_other_calibrators(results):
+    """``(pair, test, proba, margin, averaged)`` of each pair: its held-out
+    probabilities, and those averaged with the ones the other pairs'
+    calibrators give its scores where the calibrators have matrix maps
+    (else the same).
+
+    The ensemble averages the pairs' probabilities. Matrix maps of different
+    folds differ more than one scale does, so the average is less confident
+    than any one calibrator: digits, 5 folds, a mean top-class probability of
+    0.937 on new data against 0.963 held out by single calibrators, enough for
+    ``shift_report`` to call in-distribution batches shifted. The other pairs'
+    calibrators never saw these rows (nor did the pair's model), so the
+    average stays held out.
+    """
+    if len(results) < 2 or all(r[0].calibrator.coef_ is None for r in results):
+        return [
+            (pair, test, proba, margin, proba)
+            for pair, test, proba, margin, *_ in results
+        ]
+    out = []
+    for i, (pair, test, proba, margin, scores) in enumerate(results):
+        total, count = proba.copy(), 1
+        for j, other in enumerate(results):
+            if j == i or other[0].columns is not None or pair.columns is not None:
+                continue  # a pair missing a class scores other columns
+            total += other[0].proba_of_scores(scores)
+            count += 1
+        # the pair's own probabilities stay its conformal reference: at predict
+        # time each pair's set is ranked against its own (cross-conformal)
+        out.append((pair, test, proba, margin, total / count))
+    return out
+
+
 def _held_out(results, y_index, weights):
     """What the uncertain flag is fitted on, from each pair's held-out samples.
 
@@ -275,8 +309,9 @@ def _held_out(results, y_index, weights):
     total_margin = np.zeros(len(y_index))
     count = np.zeros(len(y_index))
     references = []
-    for _, test, proba, margin in results:
-        total[test] += proba
+    for _, test, proba, margin, averaged in results:
+        # averaged: see _with_other_calibrators
+        total[test] += averaged
         total_margin[test] += margin
         count[test] += 1
         references.append(
@@ -339,6 +374,20 @@ class GaussianSoftmaxClassifier(
     fit_intercept : bool, default=True
         Whether the calibrator fits per-class offsets; ``False`` fits the scale
         only (temperature scaling with ``link="softmax"``).
+    score_map : {"auto", "affine", "matrix"}, default="auto"
+        The calibrator's map from scores to the link's logits for three or
+        more classes: ``"affine"`` (``a * z + b``) or ``"matrix"`` (``W z + b``,
+        Dirichlet calibration's map with its off-diagonal ridge);
+        ``"auto"`` is ``"matrix"`` where a calibrator has at least 10 samples
+        per parameter (``K**2 + K``), except for ``link="softmax"``. See
+        :class:`GaussianSoftmaxCalibrator`.
+    matrix_penalty : float >= 0, default=0.3
+        Strength of the matrix map's ridge on the mean log-loss.
+    fit_ceiling : bool or "auto", default="auto"
+        Whether each calibrator fits the gaussian link's ceiling too (at most
+        its value for ``n``: the bound only tightens); ``"auto"`` where it
+        applies (the gaussian link, two classes or ``multiclass="vs_top"``)
+        and a calibrator has at least 10 samples per parameter (``K + 1``).
     n_jobs : int, default=None
         Number of jobs fitting the folds in parallel (joblib); ``None`` means 1
         unless in a :func:`joblib.parallel_backend` context.
@@ -478,6 +527,7 @@ class GaussianSoftmaxClassifier(
         "ensemble": ["boolean", StrOptions({"auto"})],
         "n_samples": [Interval(Integral, 2, None, closed="left"), None],
         "fit_intercept": ["boolean"],
+        **MAP_CONSTRAINTS,
         "n_jobs": [Integral, None],
         **UNCERTAINTY_CONSTRAINTS,
     }
@@ -500,6 +550,9 @@ class GaussianSoftmaxClassifier(
         ensemble="auto",
         n_samples=None,
         fit_intercept=True,
+        score_map="auto",
+        matrix_penalty=0.3,
+        fit_ceiling="auto",
         n_jobs=None,
         uncertainty_rules=DEFAULT_RULES,
         uncertainty_threshold="auto",
@@ -516,6 +569,9 @@ class GaussianSoftmaxClassifier(
         self.ensemble = ensemble
         self.n_samples = n_samples
         self.fit_intercept = fit_intercept
+        self.score_map = score_map
+        self.matrix_penalty = matrix_penalty
+        self.fit_ceiling = fit_ceiling
         self.n_jobs = n_jobs
         self.uncertainty_rules = uncertainty_rules
         self.uncertainty_threshold = uncertainty_threshold
@@ -539,6 +595,9 @@ class GaussianSoftmaxClassifier(
             link=self.link,
             multiclass=self.multiclass,
             fit_intercept=self.fit_intercept,
+            score_map=self.score_map,
+            matrix_penalty=self.matrix_penalty,
+            fit_ceiling=self.fit_ceiling,
         )
 
     @_fit_context(
@@ -625,6 +684,7 @@ class GaussianSoftmaxClassifier(
                 final = clone(estimator).fit(X, y, **routed.estimator.fit)
                 results = [self._fit_on_all(final, X, y_index, weights, scores)]
         pairs = [result[0] for result in results]
+        results = _with_other_calibrators(results)
         novelty = None
         if "novelty" in check_rules(self.uncertainty_rules):
             novelty = self._fit_novelty(
@@ -737,12 +797,19 @@ class GaussianSoftmaxClassifier(
         )
         # n scores for a handful of parameters: its own probabilities are
         # nearly held-out ones
-        return (
-            _CalibratedPair(estimator, calibrator),
-            np.arange(len(y_index)),
-            calibrator._proba_of_validated(scores),
-            calibrator._margin_of_validated(scores),
-        )
+        pair = _CalibratedPair(estimator, calibrator)
+        if calibrator.coef_ is None:
+            # n scores for a handful of parameters: its own probabilities are
+            # nearly held-out ones
+            proba = calibrator._proba_of_validated(scores)
+            margin = calibrator._margin_of_validated(scores)
+        else:
+            # K**2 parameters of a matrix map: cross-fitted ones
+            keep = np.ones(len(y_index), dtype=bool)
+            proba, margin = _cross_fitted(
+                pair, scores, y_index, weights, keep, self.n_samples_, self.classes_
+            )
+        return pair, np.arange(len(y_index)), proba, margin
 
     def _fit_novelty(self, X, pairs, folds, weights):
         """The ``novelty`` rule's detectors, on the same folds as the pairs.

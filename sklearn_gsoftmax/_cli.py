@@ -73,6 +73,16 @@ def _scores(frame, columns, names):
     return scores if names is not None else scores.to_numpy()
 
 
+def _map_line(model) -> tuple[str, str]:
+    if model.coef_ is None:
+        return ("score map", f"affine, scale {model.scale_:.6g}")
+    off = np.abs(model.coef_[~np.eye(len(model.coef_), dtype=bool)]).max()
+    return (
+        "score map",
+        f"matrix, mean diagonal {model.scale_:.6g}, largest off-diagonal |W| {off:.4g}",
+    )
+
+
 def _describe(model) -> list[tuple[str, str]]:
     """What a fitted calibrator holds, as (name, value) lines for fit and info."""
     classes = [str(c) for c in model.classes_]
@@ -87,7 +97,8 @@ def _describe(model) -> list[tuple[str, str]]:
             else f"{model.n_features_in_} (unnamed)",
         ),
         ("n (probability bound 1/n)", f"{model.n_samples_:g}"),
-        ("scale", f"{model.scale_:.6g}"),
+        ("n of the link (ceiling)", f"{model.n_link_:.6g}"),
+        _map_line(model),
         ("offsets", offsets),
         ("uncertainty rules", ", ".join(model.uncertainty_rules)),
         ("threshold (low_confidence)", f"{model.uncertainty_threshold_:.6g}"),

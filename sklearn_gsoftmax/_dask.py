@@ -318,7 +318,8 @@ def fit_calibrator(calibrator, scores, y, sample_weight=None):
     import pandas as pd
     from sklearn.utils.multiclass import check_classification_targets
 
-    from ._calibrator import sample_count
+    from ._calibrator import refinement_layout, sample_count
+    from ._refine import settled
     from ._uncertainty import check_rules
 
     if y is None:
@@ -375,11 +376,31 @@ def fit_calibrator(calibrator, scores, y, sample_weight=None):
     calibrator.score_range_ = np.vstack([summary["low"], summary["high"]])
     fit = _DaskFit(data, classes, total, calibrator)
     result = fit.binary() if n_classes == 2 else fit.multiclass()
-    calibrator.scale_ = result.scale
-    calibrator.intercept_ = result.intercept
-    calibrator.n_iter_ = result.n_iter
+    n = calibrator.n_samples_
+    layout = refinement_layout(
+        calibrator, n_classes, n, signed=n_classes == 2, rows=total
+    )
+    clip_range = None
+    if layout is not None and layout.matrix:
+        bounds = data.map_reduce(_finite_bounds, _merge_ranges)
+        clip_range = settled(bounds)
+    calibrator._set_map(result, n, clip_range)
+    if layout is not None:
+        refined = fit.refine(layout, result, clip_range)
+        calibrator._set_map(refined, refined.n_link, clip_range, result.n_iter)
     _fit_uncertainty(calibrator, data, total)
     return calibrator
+
+
+def _finite_bounds(z, y, w):
+    from ._refine import finite_bounds
+
+    # rows of weight 0 are not in the fit (as if removed)
+    return finite_bounds(z if w is None else z[np.asarray(w) > 0])
+
+
+def _merge_ranges(a, b):
+    return np.vstack([np.minimum(a[0], b[0]), np.maximum(a[1], b[1])])
 
 
 def _margin(z):
@@ -553,7 +574,7 @@ class _DaskFit:
             link, newton_on, np.zeros(n_params), bounds, True, search
         )
         intercept = np.array([0.0, theta[1] if self.fit_intercept else 0.0])
-        return FitResult(theta[0] / unit, intercept, n_iter)
+        return FitResult(theta[0] / unit, intercept, n_iter, unit)
 
     def multiclass(self):
         from ._fitting import (
@@ -634,7 +655,47 @@ class _DaskFit:
         intercept = np.zeros(k)
         if self.fit_intercept:
             intercept[1:] = theta[1:]
-        return FitResult(float(theta[0]) / unit, intercept, n_iter)
+        return FitResult(float(theta[0]) / unit, intercept, n_iter, unit)
+
+    def refine(self, layout, result, clip_range):
+        """``_refine.refine`` from the affine fit ``result``, each evaluation
+        one pass over the rows."""
+        from ._refine import as_rows, objective, refine
+
+        # locals, so that the chunks' functions ship no Dask graph to workers
+        link, form, total, classes = (
+            self.link,
+            self.multiclass_form,
+            self.total,
+            self.classes,
+        )
+        unit = result.unit
+        low, high = (None, None) if clip_range is None else clip_range / unit
+        binary = len(classes) == 2
+
+        def chunk(z, y, w, theta):
+            from ._fitting import _standardise
+
+            rows = as_rows(_margin(z) if binary else z.astype(np.float64))
+            loss_grad = objective(
+                _standardise(rows, unit),
+                np.searchsorted(classes, y),
+                _weights_of(w, z) / total,
+                layout,
+                link,
+                form,
+                low,
+                high,
+            )
+            value, grad = loss_grad(theta)
+            return np.concatenate([[value], grad])
+
+        def loss_grad_all(theta):
+            out = self.data.map_reduce(chunk, theta=np.asarray(theta, dtype=float))
+            return out[0], out[1:]
+
+        start = layout.start(result.scale * unit, result.intercept)
+        return refine(loss_grad_all, layout, start, unit)
 
 
 # ------------------------------------------------------- the uncertain flag

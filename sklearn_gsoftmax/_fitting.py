@@ -152,10 +152,14 @@ def _standardise(z: np.ndarray, unit: float) -> np.ndarray:
 class FitResult:
     """The fitted parameters in the units of the original scores."""
 
-    def __init__(self, scale: float, intercept: np.ndarray, n_iter: int):
+    def __init__(
+        self, scale: float, intercept: np.ndarray, n_iter: int, unit: float = 1.0
+    ):
         self.scale = scale
         self.intercept = intercept
         self.n_iter = n_iter
+        # the scores' robust unit the fit standardised them by
+        self.unit = unit
 
 
 def _binary_objective(s_std, sign, w, n, link: str, n_params: int):
@@ -221,7 +225,7 @@ def fit_binary(s, y, weights, n, link: str, fit_intercept: bool) -> FitResult:
         link, newton_on, np.zeros(n_params), bounds, True, search
     )
     intercept = np.array([0.0, theta[1] if fit_intercept else 0.0])
-    return FitResult(theta[0] / unit, intercept, n_iter)
+    return FitResult(theta[0] / unit, intercept, n_iter, unit)
 
 
 def _binary_losses(s_std, sign, w, n, link: str, grid: np.ndarray) -> np.ndarray:
@@ -480,4 +484,4 @@ def fit_multiclass(
     intercept = np.zeros(k)
     if fit_intercept:
         intercept[1:] = theta[1:]
-    return FitResult(float(theta[0]) / unit, intercept, n_iter)
+    return FitResult(float(theta[0]) / unit, intercept, n_iter, unit)

@@ -297,6 +297,37 @@ def clip_to_bounds(p: np.ndarray, n, link: str, multiclass: str, *, log: bool):
 # log-likelihood and its derivatives with respect to the scores.
 
 
+def binary_ceiling_nll_grads(u: np.ndarray, sign: np.ndarray, big_l: float):
+    """Per-row ``-ln p_y`` of binary margins ``u`` under the gaussian link
+    with ceiling ``L`` (any ``L > 0``), its derivatives in ``u`` and in ``L``,
+    and the second derivatives ``(uu, uL, LL)``: the binary fit of the ceiling
+    (``vs_top_nll_grads`` for two classes, without its ``(m, 2)`` arrays).
+
+    With ``l = L tanh(t)``, ``t = u / L``: ``dl/du = 1 - tanh**2``,
+    ``dl/dL = tanh - t (1 - tanh**2)``, ``d2l/du2 = -2 tanh (1 - tanh**2) / L``,
+    ``d2l/dudL = 2 t tanh (1 - tanh**2) / L`` and ``d2l/dL2 = -2 t**2 tanh
+    (1 - tanh**2) / L``; every term with ``t`` is 0 at an infinite ``t``.
+    """
+    t = u / big_l
+    th = np.tanh(t)
+    x = sign * (big_l * th)  # the label's logit
+    loss = np.log1p(np.exp(-np.abs(x))) + np.maximum(-x, 0.0)
+    miss = expit(-x)
+    d_logit = -sign * miss
+    curvature = miss * (1.0 - miss)  # d2 loss / d logit2
+    bend = 1.0 - th * th
+    t = np.where(np.isfinite(t), t, 0.0)  # not inf * 0: bend is 0 there
+    tb = t * bend
+    l_u, l_big_l = bend, th - tb
+    two_th_b = 2.0 * th * bend / big_l
+    hessian = (
+        curvature * l_u * l_u - d_logit * two_th_b,
+        curvature * l_u * l_big_l + d_logit * two_th_b * t,
+        curvature * l_big_l * l_big_l - d_logit * two_th_b * t * t,
+    )
+    return loss, d_logit * l_u, d_logit * l_big_l, hessian
+
+
 def binary_nll_derivatives(u: np.ndarray, sign: np.ndarray, n, link: str, buffers=None):
     """Per-row ``-ln p_y`` of binary margins ``u`` and its first two derivatives.
 
@@ -386,10 +417,15 @@ def multiclass_nll_grad(z: np.ndarray, y: np.ndarray, n, link: str, multiclass: 
     return -np.log(p_y), grad
 
 
-def _vs_top_nll_grad(diff, y, big_l, rows):
+def _vs_top_nll_grad(diff, y, big_l, rows, *, ceiling: bool = False):
     top = np.argmax(diff, axis=1)
     tau = diff
     tau /= big_l
+    if ceiling:
+        # d_i = L tanh(t_i) with t_i = diff_i / L, so dd_i/dL is
+        # tanh(t_i) - t_i (1 - tanh(t_i)**2), whose second term is 0 (not
+        # inf * 0) at an infinite t_i
+        t = tau.copy()
     np.tanh(tau, out=tau)
     d = big_l * tau
     e = np.exp(d)
@@ -397,11 +433,27 @@ def _vs_top_nll_grad(diff, y, big_l, rows):
     loss = np.log(total) - d[rows, y]
     g = e / total[:, None]
     g[rows, y] -= 1.0
+    if ceiling:
+        with np.errstate(invalid="ignore"):
+            slope = t * (1.0 - tau * tau)
+        slope[~np.isfinite(t)] = 0.0
+        d_big_l = np.einsum("ij,ij->i", g, tau - slope)
     tau *= tau
     np.subtract(1.0, tau, out=tau)
     g *= tau
     g[rows, top] -= g.sum(axis=1)
+    if ceiling:
+        return loss, g, d_big_l
     return loss, g
+
+
+def vs_top_nll_grads(z: np.ndarray, y: np.ndarray, big_l: float):
+    """Per-row ``-ln p_y`` of the gaussian ``vs_top`` link with ceiling ``L``
+    (``L = ln(n - 1)``, any ``L > 0``), its gradient ``(m, K)`` in ``z`` and its
+    derivative in ``L`` ``(m,)``: what a fit of the ceiling needs."""
+    return _vs_top_nll_grad(
+        _shift_by_row_max(z), y, big_l, np.arange(z.shape[0]), ceiling=True
+    )
 
 
 def _simplex_nll_grad(diff, y, n, rows):

@@ -15,7 +15,12 @@ from ._version import __version__
 #: The layout of the fitted state. Bump it when a release renames, removes or
 #: changes the meaning of a fitted attribute, and teach ``__setstate__`` to
 #: upgrade the older layouts it can.
-STATE_FORMAT = 1
+STATE_FORMAT = 2
+
+#: Format 2 added the matrix score map and the fitted ceiling, on by default:
+#: a model of format 1 was fitted with neither, so on load it keeps the
+#: affine map and the ceiling of ``n_samples_`` (parameters and attributes).
+_BEFORE_MAP_OPTIONS = {"score_map": "affine", "fit_ceiling": False}
 
 #: The library's own types inside a fitted model: with ``skops.io``, these (and
 #: only these, next to scikit-learn's and numpy's, which skops trusts already)
@@ -42,6 +47,11 @@ class VersionedStateMixin:
 
     _required_fitted_attributes: tuple = ()
 
+    @staticmethod
+    def _upgrade_to_map_options(state: dict) -> None:
+        """Fill in the fitted attributes of format 2 in a fitted state of
+        format 1 (nothing to do by default)."""
+
     def __getstate__(self):
         # a copy: object.__getstate__ may hand back the live __dict__
         state = dict(super().__getstate__())
@@ -64,6 +74,11 @@ class VersionedStateMixin:
         # Only an older layout is checked: a state of the current format comes
         # from this version, possibly mid-fit (deep copies while routing).
         fitted = "classes_" in state and state_format < STATE_FORMAT
+        if state_format < 2:
+            for name, value in _BEFORE_MAP_OPTIONS.items():
+                state.setdefault(name, value)
+            if fitted:
+                self._upgrade_to_map_options(state)
         missing = [a for a in self._required_fitted_attributes if a not in state]
         if fitted and missing:
             raise ValueError(

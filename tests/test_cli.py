@@ -117,9 +117,13 @@ def test_fit_saves_a_calibrator_that_remembers_columns_and_classes(files, tmp_pa
     assert list(fitted.classes_) == CLASSES
     assert fitted.n_samples_ == 5000 and fitted.link == "linear"
     assert fitted.target_accuracy == 0.9
-    for name in ("n (probability bound 1/n)", "scale", "offsets", "threshold"):
+    for name in ("n (probability bound 1/n)", "score map", "offsets", "threshold"):
         assert name in result.stdout
-    assert f"{fitted.scale_:.6g}" in result.stdout
+    assert (
+        f"score map                    matrix, mean diagonal {fitted.scale_:.6g}, "
+        in (result.stdout)
+    )
+    assert f"n of the link (ceiling)      {fitted.n_link_:.6g}" in result.stdout
     assert f"coverage on the fitted data  {fitted.coverage_:.4g}" in result.stdout
     # without --n-samples, n is the file's row count
     assert model.n_samples_ == M

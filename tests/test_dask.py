@@ -61,6 +61,9 @@ def test_binary_fit_on_cluster_equals_in_memory(fitted, dask_fitted):
     assert dask_fitted.scale_ == pytest.approx(fitted.scale_, rel=1e-6, abs=1e-6)
     np.testing.assert_allclose(dask_fitted.intercept_, fitted.intercept_, atol=1e-6)
     assert dask_fitted.n_samples_ == fitted.n_samples_ == ROWS
+    # the mislabelled far scores bring the fitted ceiling down
+    assert fitted.n_link_ < ROWS
+    assert dask_fitted.n_link_ == pytest.approx(fitted.n_link_, rel=1e-6)
     np.testing.assert_array_equal(dask_fitted.score_range_, fitted.score_range_)
     np.testing.assert_array_equal(dask_fitted.classes_, fitted.classes_)
 
@@ -72,7 +75,9 @@ def test_weighted_multiclass_fit_on_cluster_equals_in_memory(client):
     y = z.argmax(axis=1)
     noisy = rng.random(m) < 0.2
     y[noisy] = rng.integers(0, k, noisy.sum())
-    w = rng.integers(1, 4, m).astype(float)
+    w = rng.integers(0, 4, m).astype(float)
+    # a row of weight 0 is not in the fit: nor in the matrix's clip range
+    z[w == 0] *= 3.0
     labels = np.array(["a", "b", "c"])[y]
     memory = GaussianSoftmaxCalibrator(uncertainty_rules=()).fit(z, labels, w)
     on_dask = GaussianSoftmaxCalibrator(uncertainty_rules=()).fit(
@@ -81,7 +86,10 @@ def test_weighted_multiclass_fit_on_cluster_equals_in_memory(client):
         da.from_array(w, chunks=3_000),
     )
     assert on_dask.scale_ == pytest.approx(memory.scale_, rel=1e-6)
+    np.testing.assert_allclose(on_dask.coef_, memory.coef_, rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(on_dask.intercept_, memory.intercept_, atol=1e-6)
+    np.testing.assert_array_equal(on_dask.clip_range_, memory.clip_range_)
+    assert on_dask.n_link_ == pytest.approx(memory.n_link_, rel=1e-6)
     assert on_dask.n_samples_ == memory.n_samples_ == w.sum()
 
 

@@ -124,12 +124,17 @@ def reference_minimum(value, n_params, signed):
     return min(best.fun, polished.fun)
 
 
+#: The spec's fit, whose search these tests check against a global optimum of
+#: its objective; the refinements that start from it are checked at the end.
+SPEC_FIT = {"score_map": "affine", "fit_ceiling": False}
+
+
 def fit(z, y, **params):
     with warnings.catch_warnings():
         # the flag's auto threshold on noisy labels: not what is tested here
         warnings.filterwarnings("ignore", "no confidence threshold reaches")
         warnings.simplefilter("error", ConvergenceWarning)
-        return GaussianSoftmaxCalibrator(**params).fit(z, y)
+        return GaussianSoftmaxCalibrator(**{**SPEC_FIT, **params}).fit(z, y)
 
 
 def assert_global_optimum(z, y, link, multiclass="vs_top", dtype=np.float64):
@@ -225,7 +230,9 @@ def test_large_data_refines_on_all_rows():
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", "no confidence threshold reaches")
         warnings.simplefilter("error", ConvergenceWarning)
-        calibrator = GaussianSoftmaxCalibrator().fit(s, y, sample_weight=weights)
+        calibrator = GaussianSoftmaxCalibrator(**SPEC_FIT).fit(
+            s, y, sample_weight=weights
+        )
     found = value(fitted_theta(calibrator, unit, 2))
     reference = reference_minimum(value, 2, signed=True)
     assert found <= reference + RTOL * abs(reference)
@@ -263,7 +270,7 @@ def test_single_start_is_caught(monkeypatch):
         _search, "_lowest_local_minima", lambda values, count: [flat_index]
     )
     with pytest.warns(ConvergenceWarning, match="not at the optimum"):
-        calibrator = GaussianSoftmaxCalibrator().fit(s, y)
+        calibrator = GaussianSoftmaxCalibrator(**SPEC_FIT).fit(s, y)
     found = value(fitted_theta(calibrator, unit, 2))
     assert found > 1.1 * reference_minimum(value, 2, signed=True)
 
@@ -282,3 +289,27 @@ def test_softmax_stays_the_maximum_likelihood_fit():
     assert abs(calibrator.scale_) < 0.01  # collapsed, as maximum likelihood says
     np.testing.assert_allclose(calibrator.scale_, result.x[0], rtol=1e-4, atol=1e-7)
     np.testing.assert_allclose(calibrator.intercept_[1], result.x[1], atol=1e-5)
+
+
+@pytest.mark.parametrize("k", [2, 4])
+def test_refinements_keep_the_robust_fit(k):
+    """The defaults (matrix map, fitted ceiling) start from the searched fit:
+    mislabelled rows at 1e3 standard deviations lower the ceiling (they are
+    errors at the bound) but do not flatten the map; on clean data it stays
+    close to the clean fit's log-loss."""
+    if k == 2:
+        z, y = plant_binary(*binary_problem(2000, seed=1), 20, 1e3)
+        clean_z, clean_y = binary_problem(20000, seed=2)
+    else:
+        z, y = plant_multiclass(*multiclass_problem(2000, k, seed=1), 20, 1e3)
+        clean_z, clean_y = multiclass_problem(20000, k, seed=2)
+    rows = np.arange(len(clean_y))
+
+    def clean_loss(model):
+        return -np.log(model.predict_proba(clean_z)[rows, clean_y]).mean()
+
+    planted = fit(z, y, score_map="auto", fit_ceiling="auto")
+    assert planted.n_link_ < planted.n_samples_
+    reference = fit(clean_z[:2000], clean_y[:2000], score_map="auto")
+    flat = -np.log(np.bincount(clean_y) / len(clean_y))[clean_y].mean()
+    assert clean_loss(planted) < clean_loss(reference) + 0.05 < flat
