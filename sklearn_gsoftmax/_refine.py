@@ -2,14 +2,16 @@
 
 The spec's calibrator fits ``p = link_n(a * z + b)``. Two extensions start from
 that fit (so they inherit its search, which keeps mislabelled extreme scores
-from pulling it into a flat basin) and refine it by L-BFGS-B with the link's
-analytic gradient:
+from pulling it into a flat basin) and refine it with the link's analytic
+derivatives: L-BFGS-B, or Newton's method with the exact Hessian for binary
+margins (three parameters):
 
 * ``score_map="matrix"`` (three or more classes): ``u = W z + b``, Dirichlet
   calibration's map, with its off-diagonal ridge (``ODIR``) ``lam / (K (K - 1))
-  * sum_{i != j} W_ij**2 + lam / K * |b|**2`` on the mean log-loss. The
-  diagonal is free and at least 0 (each class's probability rises with its own
-  score). The cross terms see each score clipped to the range it had in the
+  * sum_{i != j} W_ij**2 + lam / K * |b - b_affine|**2`` on the mean log-loss
+  (the offsets pulled to the affine fit's, so that the ridge is 0 at the
+  start). The diagonal is at least 0 (each class's probability rises with its
+  own score) and held only by ``MAP_RIDGE``. The cross terms see each score clipped to the range it had in the
   fit: a class's score corrects the others only as far as the calibration set
   shows how, which also keeps huge and infinite scores out of them (an infinite
   score stays a bound through its own, diagonal, entry).
