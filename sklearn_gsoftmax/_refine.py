@@ -11,10 +11,11 @@ margins (three parameters):
   * sum_{i != j} W_ij**2 + lam / K * |b - b_affine|**2`` on the mean log-loss
   (the offsets pulled to the affine fit's, so that the ridge is 0 at the
   start). The diagonal is at least 0 (each class's probability rises with its
-  own score) and held only by ``MAP_RIDGE``. The cross terms see each score clipped to the range it had in the
-  fit: a class's score corrects the others only as far as the calibration set
-  shows how, which also keeps huge and infinite scores out of them (an infinite
-  score stays a bound through its own, diagonal, entry).
+  own score) and held only by ``MAP_RIDGE``. The cross terms see each score
+  clipped to the range it had in the fit: a class's score corrects the others
+  only as far as the calibration set shows how, which also keeps huge and
+  infinite scores out of them (an infinite score stays a bound through its
+  own, diagonal, entry).
 * ``fit_ceiling`` (the gaussian link, binary or ``vs_top``): ``L``, the link's
   logit range, is fitted too, in ``(0, ln(n - 1)]``. The link is then the
   gaussian link of a smaller sample count ``n_link = 1 + exp(L) <= n``: the

@@ -417,3 +417,68 @@ def test_auto_needs_ten_samples_per_parameter():
             true[:20], y[:20], sample_weight=np.full(20, rows / 20)
         )
         assert (weighted.coef_ is not None) == matrix, rows
+
+
+def test_layout_starts_at_the_affine_fit_and_its_penalty_is_the_formula():
+    layout = _layout(3, True, True, True, n=100, penalty=0.6)
+    theta = layout.start(1.5, np.array([0.0, 0.4, -0.2]))
+    assert_allclose(theta[:9], 1.5 * np.eye(3).ravel())
+    assert_allclose(theta[9:12], [0.0, 0.4, -0.2])
+    assert theta[-1] == np.log(99)  # the ceiling starts at ln(n - 1)
+    w = np.array([[1.0, 0.5, 0.0], [-0.2, 2.0, 0.1], [0.0, 0.3, 1.0]])
+    b = np.array([0.1, 0.1, 0.1])
+    moved = np.r_[w.ravel(), b, 2.0]
+    off = w[~np.eye(3, dtype=bool)]
+    change = b - [0.0, 0.4, -0.2]
+    from sklearn_gsoftmax._fitting import PRIOR_STRENGTH
+    from sklearn_gsoftmax._refine import MAP_RIDGE
+
+    expected = (
+        0.6 / 6 * off @ off
+        + 0.6 / 3 * change @ change
+        + MAP_RIDGE * w.ravel() @ w.ravel()
+        + 0.5 * PRIOR_STRENGTH * moved @ moved
+    )
+    assert layout.penalty_value_grad(moved)[0] == pytest.approx(expected, rel=1e-12)
+
+
+def test_zero_diagonal_entry_with_infinite_scores_gives_no_nan():
+    """A class whose own score carries nothing (W_ii = 0): its infinite
+    scores map to the clipped cross terms, not to 0 * inf."""
+    from sklearn_gsoftmax._refine import matrix_scores
+
+    z = np.array([[np.inf, 0.0, -np.inf], [-np.inf, 1.0, 2.0]])
+    cross = np.clip(z, -3.0, 3.0)
+    coef = np.array([[0.0, 0.5, 0.0], [0.0, 1.0, 0.0], [0.2, 0.0, 1.0]])
+    u = matrix_scores(z, cross, coef, np.zeros(3))
+    assert not np.isnan(u).any()
+    assert_allclose(u[:, 0], cross @ coef[0])  # nothing from its own score
+    assert u[0, 2] == -np.inf and u[1, 2] == pytest.approx(2.0 - 0.6)
+
+
+def test_binary_ceiling_without_intercept():
+    """fit_intercept=False with the fitted ceiling: the offset stays 0 and
+    the probabilities are the gaussian link of n_link_ at scale_ * s."""
+    rng = np.random.default_rng(8)
+    s = rng.normal(scale=4.0, size=3000)
+    y = (rng.random(3000) < 1 / (1 + np.exp(-s))).astype(int)
+    y[rng.random(3000) < 0.05] ^= 1
+    fitted = GaussianSoftmaxCalibrator(fit_intercept=False, **FLAG_OFF).fit(s, y)
+    assert fitted.n_link_ < fitted.n_samples_ and fitted.intercept_[1] == 0.0
+    # the spec's two-class formula at a real n
+    p1 = 1 / (
+        1
+        + (fitted.n_link_ - 1)
+        ** -np.tanh(fitted.scale_ * s / np.log(fitted.n_link_ - 1))
+    )
+    assert_allclose(fitted.predict_proba(s)[:, 1], p1, rtol=1e-10)
+
+    def mean_loss(theta):  # the spec's loss at scale a, ceiling L, offset 0
+        a, big_l = theta
+        logit = big_l * np.tanh(a * s / big_l)
+        return np.mean(np.logaddexp(0.0, np.where(y == 1, -logit, logit)))
+
+    optimum = [fitted.scale_, np.log(fitted.n_link_ - 1)]
+    slope_scale, slope_ceiling = _central(mean_loss, optimum)
+    # the scale's slope is MAP_RIDGE's pull, 2e-5 per unit of standardised scale
+    assert abs(slope_scale) < 1e-3 and abs(slope_ceiling) < 1e-6
