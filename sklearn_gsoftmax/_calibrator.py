@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import warnings
 from numbers import Integral, Real
 
@@ -24,6 +25,7 @@ from ._links import LINKS, binary_margin, link_proba
 from ._novelty import check_detector, fit_pooled
 from ._persistence import VersionedStateMixin
 from ._refine import (
+    MIN_CEILING,
     Layout,
     clipped_scores,
     finite_range,
@@ -84,7 +86,12 @@ def refinement_layout(estimator, n_classes: int, n, *, signed: bool, rows: float
     def enough(n_params):
         return rows >= AUTO_ROWS_PER_PARAMETER * n_params
 
-    has_ceiling = link == "gaussian" and (n_classes == 2 or form == "vs_top")
+    # at n = 2 (L = 0) the link is uniform: no ceiling left to fit
+    has_ceiling = (
+        link == "gaussian"
+        and (n_classes == 2 or form == "vs_top")
+        and math.log(n - 1) > MIN_CEILING
+    )
     if estimator.fit_ceiling is True and not has_ceiling:
         raise ValueError(
             "fit_ceiling=True needs the gaussian link with two classes or "

@@ -266,18 +266,24 @@ _INNER_FOLDS = 5
 def _with_other_calibrators(results):
     """``(pair, test, proba, margin, averaged)`` of each pair: its held-out
     probabilities, and those averaged with the ones the other pairs'
-    calibrators give its scores where the calibrators have matrix maps
-    (else the same).
+    calibrators give its scores where the calibrators were refined (a matrix
+    map or a fitted ceiling; else the same).
 
-    The ensemble averages the pairs' probabilities. Matrix maps of different
-    folds differ more than one scale does, so the average is less confident
-    than any one calibrator: digits, 5 folds, a mean top-class probability of
-    0.937 on new data against 0.963 held out by single calibrators, enough for
-    ``shift_report`` to call in-distribution batches shifted. The other pairs'
+    The ensemble averages the pairs' probabilities. Matrix maps and ceilings
+    of different folds differ more than one scale does, so the average is less
+    confident than any one calibrator: digits, 5 folds, a mean top-class
+    probability of 0.937 on new data against 0.963 held out by single
+    calibrators, enough for ``shift_report`` to call in-distribution batches
+    shifted. The other pairs'
     calibrators never saw these rows (nor did the pair's model), so the
     average stays held out.
     """
-    if len(results) < 2 or all(r[0].calibrator.coef_ is None for r in results):
+    refined = [
+        r[0].calibrator.coef_ is not None
+        or r[0].calibrator.n_link_ < r[0].calibrator.n_samples_
+        for r in results
+    ]
+    if len(results) < 2 or not any(refined):
         return [
             (pair, test, proba, margin, proba)
             for pair, test, proba, margin, *_ in results
@@ -302,16 +308,20 @@ def _held_out(results, y_index, weights):
     Returns the held-out probabilities of every sample some fold held out
     (averaged over its folds), their label indices and weights, and one
     conformal reference per pair: the nonconformity scores of the samples that
-    pair's estimator did not see, by that pair's own probabilities.
+    pair's estimator did not see, by that pair's own probabilities; then their
+    calibrated margins and the probabilities averaged as in
+    :func:`_with_other_calibrators`, which stand for the ensemble's in what
+    ``shift_report`` expects (the threshold is learnt from each pair's own).
     """
     n_classes = results[0][2].shape[1]
     total = np.zeros((len(y_index), n_classes))
+    total_averaged = np.zeros((len(y_index), n_classes))
     total_margin = np.zeros(len(y_index))
     count = np.zeros(len(y_index))
     references = []
     for _, test, proba, margin, averaged in results:
-        # averaged: see _with_other_calibrators
-        total[test] += averaged
+        total[test] += proba
+        total_averaged[test] += averaged  # see _with_other_calibrators
         total_margin[test] += margin
         count[test] += 1
         references.append(
@@ -324,6 +334,7 @@ def _held_out(results, y_index, weights):
         weights[held],
         references,
         total_margin[held] / count[held],
+        total_averaged[held] / count[held, None],
     )
 
 
@@ -691,11 +702,17 @@ class GaussianSoftmaxClassifier(
                 X, pairs, None if frozen and not ensemble else folds, weights
             )
         self.calibrated_classifiers_ = pairs
-        proba, held_y, held_weights, references, margin = _held_out(
+        proba, held_y, held_weights, references, margin, averaged = _held_out(
             results, y_index, weights
         )
         self._fit_uncertainty(
-            proba, held_y, held_weights, references, novelty=novelty, margin=margin
+            proba,
+            held_y,
+            held_weights,
+            references,
+            novelty=novelty,
+            margin=margin,
+            summary_proba=averaged,
         )
         first = pairs[0].estimator
         for attribute in ("n_features_in_", "feature_names_in_"):

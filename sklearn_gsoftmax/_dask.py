@@ -687,12 +687,24 @@ class _DaskFit:
                 low,
                 high,
             )
+            if binary:  # Newton's method, as in memory: the Hessian too
+                value, grad, hess = loss_grad.evaluate(theta)
+                return np.concatenate([[value], grad, hess.ravel()])
             value, grad = loss_grad(theta)
             return np.concatenate([[value], grad])
 
-        def loss_grad_all(theta):
+        size = layout.size
+
+        def evaluate_all(theta):
             out = self.data.map_reduce(chunk, theta=np.asarray(theta, dtype=float))
-            return out[0], out[1:]
+            hess = out[1 + size :].reshape(size, size) if binary else None
+            return out[0], out[1 : 1 + size], hess
+
+        def loss_grad_all(theta):
+            return evaluate_all(theta)[:2]
+
+        if binary:
+            loss_grad_all.evaluate = evaluate_all
 
         start = layout.start(result.scale * unit, result.intercept)
         return refine(loss_grad_all, layout, start, unit)

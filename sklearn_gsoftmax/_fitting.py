@@ -431,14 +431,15 @@ def _lbfgs(loss_grad, theta, bounds, tol=_GRADIENT_TOL) -> LocalFit:
             result.success
             or _projected_gradient(result, bounds) <= _ACCEPTABLE_GRADIENT
         ):
-            return LocalFit(result.x, float(result.fun), int(result.nit))
+            # scipy reports no nit when every parameter is fixed by its bounds
+            return LocalFit(result.x, float(result.fun), int(getattr(result, "nit", 0)))
         # A failed line search (typical of the flat far region of separable
         # scores) often clears when L-BFGS restarts from where it stopped.
         theta = result.x
     return LocalFit(
         result.x,
         float(result.fun),
-        int(result.nit),
+        int(getattr(result, "nit", 0)),
         f"L-BFGS stopped: {result.message} (projected gradient "
         f"{_projected_gradient(result, bounds):.3g})",
     )

@@ -75,8 +75,8 @@ class VersionedStateMixin:
         # from this version, possibly mid-fit (deep copies while routing).
         fitted = "classes_" in state and state_format < STATE_FORMAT
         if state_format < 2:
-            for name, value in _BEFORE_MAP_OPTIONS.items():
-                state.setdefault(name, value)
+            for option, value in _BEFORE_MAP_OPTIONS.items():
+                state.setdefault(option, value)
             if fitted:
                 self._upgrade_to_map_options(state)
         missing = [a for a in self._required_fitted_attributes if a not in state]

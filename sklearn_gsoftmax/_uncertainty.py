@@ -344,13 +344,22 @@ class UncertaintyMixin:
     ``_fit_uncertainty`` at the end of ``fit``."""
 
     def _fit_uncertainty(
-        self, proba, y_index, weights, references=None, novelty=None, margin=None
+        self,
+        proba,
+        y_index,
+        weights,
+        references=None,
+        novelty=None,
+        margin=None,
+        summary_proba=None,
     ):
         """Learn the threshold from held-out predictions (ties in confidence
         broken by their calibrated ``margin``); keep the conformal references
         (one per model, in the order of ``_predictions``; ``None`` for a single
         model, whose reference is these predictions') and the fitted
-        ``NoveltyModel`` of the ``novelty`` rule."""
+        ``NoveltyModel`` of the ``novelty`` rule. ``summary_proba``, when
+        given, stands for ``proba`` in what :meth:`shift_report` expects of a
+        batch (an ensemble's held-out predictions as its average makes them)."""
         self._uncertainty_rules = check_rules(self.uncertainty_rules)
         confidence = top_probability(proba)
         correct = _is_correct(proba, y_index)
@@ -384,7 +393,7 @@ class UncertaintyMixin:
         self._conformal_references = references
         self._novelty = novelty
         self._held_out_summary = self._summarise_held_out(
-            proba, y_index, weights, margin
+            proba if summary_proba is None else summary_proba, y_index, weights, margin
         )
 
     def _summarise_held_out(self, proba, y_index, weights, margin) -> dict:

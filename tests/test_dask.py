@@ -223,3 +223,21 @@ def test_mismatched_lengths_and_widths(client):
     fitted = GaussianSoftmaxCalibrator().fit(s, y)
     with pytest.raises(ValueError, match="features"):
         fitted.predict_proba(z)
+
+
+def test_binary_ceiling_with_infinite_scores_on_cluster_equals_in_memory(client):
+    """Infinite scores and a mislabelled top score: Newton's method on both
+    paths (L-BFGS on the cluster once ended in a flat basin here)."""
+    rng = np.random.default_rng(3)
+    s = rng.normal(scale=3.0, size=4000)
+    y = (s > 0).astype(int)
+    s[:10], y[:10] = np.inf, 1
+    s[10:15], y[10:15] = -np.inf, 0
+    y[np.argmax(np.where(np.isfinite(s), s, -np.inf))] = 0
+    memory = GaussianSoftmaxCalibrator(uncertainty_rules=()).fit(s, y)
+    on_dask = GaussianSoftmaxCalibrator(uncertainty_rules=()).fit(
+        da.from_array(s, chunks=1000), da.from_array(y, chunks=1000)
+    )
+    assert on_dask.n_link_ == pytest.approx(memory.n_link_, rel=1e-6)
+    assert on_dask.scale_ == pytest.approx(memory.scale_, rel=1e-6)
+    np.testing.assert_allclose(on_dask.predict_proba(s), memory.predict_proba(s))

@@ -345,6 +345,9 @@ def test_state_of_format_1_loads_as_the_affine_fit(monkeypatch):
     assert_array_equal(loaded.predict_proba(true), old.predict_proba(true))
     again = pickle.loads(pickle.dumps(loaded))
     assert_array_equal(again.predict_proba(true), old.predict_proba(true))
+    del state["scale_"]
+    with pytest.raises(ValueError, match="^This GaussianSoftmaxCalibrator was saved"):
+        GaussianSoftmaxCalibrator.__new__(GaussianSoftmaxCalibrator).__setstate__(state)
 
 
 def test_rows_of_weight_zero_do_not_set_the_clip_range():
@@ -482,3 +485,50 @@ def test_binary_ceiling_without_intercept():
     slope_scale, slope_ceiling = _central(mean_loss, optimum)
     # the scale's slope is MAP_RIDGE's pull, 2e-5 per unit of standardised scale
     assert abs(slope_scale) < 1e-3 and abs(slope_ceiling) < 1e-6
+
+
+def test_ceiling_keeps_a_sharp_fit_on_separable_scores():
+    """Separable binary scores: the refinement must not shrink the (huge)
+    standardised scale; the ceiling stays at n and the fit is the spec's."""
+    rng = np.random.default_rng(9)
+    s, s_new = rng.normal(scale=3.0, size=(2, 2000))
+    y, y_new = (s > 0).astype(int), (s_new > 0).astype(int)
+    default = GaussianSoftmaxCalibrator(**FLAG_OFF).fit(s, y)
+    spec = GaussianSoftmaxCalibrator(fit_ceiling=False, **FLAG_OFF).fit(s, y)
+    assert default.n_link_ == 2000
+    assert log_loss(y_new, default.predict_proba(s_new)) <= 1.01 * log_loss(
+        y_new, spec.predict_proba(s_new)
+    )
+
+
+@pytest.mark.parametrize("k", [2, 3])
+def test_two_samples_leave_no_ceiling_to_fit(k):
+    """n = 2: L = 0 and the link is uniform; the defaults still fit."""
+    true, y = _noisy_scores(200, k)
+    scores = true[:, 1] - true[:, 0] if k == 2 else true
+    fitted = GaussianSoftmaxCalibrator(n_samples=2, **FLAG_OFF).fit(scores, y)
+    assert fitted.n_link_ == 2
+    assert_allclose(fitted.predict_proba(scores), 1 / k)
+
+
+def test_float32_matrix_map_of_tiny_scores():
+    """Scores of magnitude 1e-41: the matrix's entries do not fit float32;
+    the map is computed in float64, as the affine map is."""
+    true, y = _noisy_scores(1200, 3)
+    scores = (true * 1e-41).astype(np.float32)
+    scores[:3, 0] = -np.inf
+    fitted = GaussianSoftmaxCalibrator(**FLAG_OFF).fit(scores, y)
+    assert fitted.coef_ is not None
+    p32 = fitted.predict_proba(scores)
+    assert p32.dtype == np.float32
+    p64 = fitted._proba_of_validated(scores.astype(np.float64))
+    assert_allclose(p32, p64, atol=1e-5)
+
+
+def test_multiclass_fit_without_intercept():
+    """fit_intercept=False with the gaussian link: the search's flat model
+    fixes every parameter (scipy then reports no iteration count)."""
+    true, y = _noisy_scores(600, 3)
+    fitted = GaussianSoftmaxCalibrator(fit_intercept=False, **FLAG_OFF).fit(true, y)
+    assert fitted.coef_ is not None
+    assert_array_equal(fitted.intercept_, 0.0)
