@@ -54,6 +54,8 @@ import numpy as np
 from scipy.optimize import minimize
 from scipy.special import expit, log_softmax
 
+from sklearn_gsoftmax._links import vs_top_nll_grads
+
 _RIDGE = 1e-6
 _FLOOR = 1e-300  # log of an exact zero probability stays finite for the beta map
 
@@ -297,22 +299,6 @@ class VectorScaling(Affine):
         return self
 
 
-def _vs_top_loss_grads(z, y, big_l):
-    """Per-row ``-ln p_y`` of the ``vs_top`` link with ceiling ``big_l``, its
-    gradient ``(m, K)`` in ``z`` and its derivative in ``big_l`` ``(m,)``."""
-    rows = np.arange(len(y))
-    top = np.argmax(z, axis=1)
-    u = (z - z[rows, top][:, None]) / big_l
-    th = np.tanh(u)
-    log_p = log_softmax(big_l * th, axis=1)
-    g = np.exp(log_p)
-    g[rows, y] -= 1.0
-    d_big_l = (g * (th - u * (1.0 - th**2))).sum(axis=1)
-    g *= 1.0 - th**2
-    g[rows, top] -= g.sum(axis=1)
-    return -log_p[rows, y], g, d_big_l
-
-
 class MatrixScaling(Affine):
     """``z = W scores + b`` with Dirichlet calibration's off-diagonal ridge,
     ``lam * sum_{i != j} W_ij**2 / (K (K - 1))``, and ``lam * |b|**2 / K``
@@ -386,7 +372,7 @@ class MatrixScaling(Affine):
         def loss_grad(theta):
             w, b, big_l = self._unpack(theta, k)
             z = self._mapped(features, cross, w, b)
-            nll, g, d_big_l = _vs_top_loss_grads(z, y, big_l)
+            nll, g, d_big_l = vs_top_nll_grads(z, y, big_l)
             g /= m
             spread = np.diag(w) - np.diag(w).mean()
             grad_w = g.T @ cross + 2 * lam_w * np.where(off, w, 0.0)

@@ -75,7 +75,7 @@ MAP_CONSTRAINTS = {
 AUTO_ROWS_PER_PARAMETER = 10
 
 
-def refinement_layout(estimator, n_classes: int, n, *, signed: bool, rows: float):
+def refinement_layout(estimator, n_classes: int, n, *, rows: float):
     """The :class:`~._refine.Layout` of the refinement that ``score_map``
     and ``fit_ceiling`` ask of ``estimator`` (a calibrator's parameters) on
     ``rows`` samples (the weights' sum), or ``None`` when the affine fit is
@@ -111,12 +111,11 @@ def refinement_layout(estimator, n_classes: int, n, *, signed: bool, rows: float
     if not (matrix or ceiling):
         return None
     return Layout(
-        n_classes if n_classes > 2 else 2,
+        k,
         matrix=matrix,
         fit_intercept=estimator.fit_intercept,
         ceiling=ceiling,
         n=n,
-        signed=signed,
         penalty=estimator.matrix_penalty,
     )
 
@@ -211,7 +210,8 @@ class GaussianSoftmaxCalibrator(
         classes always use the affine map.
     matrix_penalty : float >= 0, default=0.3
         Strength of the matrix map's ridge, on the mean log-loss:
-        ``matrix_penalty * (sum_{i != j} W_ij**2 / (K (K - 1)) + |b|**2 / K)``.
+        ``matrix_penalty * (sum_{i != j} W_ij**2 / (K (K - 1)) + |b - b0|**2 / K)``,
+        ``b0`` the affine fit's offsets.
     fit_ceiling : bool or "auto", default="auto"
         Whether to fit the gaussian link's ceiling ``L`` (in ``(0, ln(n - 1)]``)
         with the map: the link is then that of ``n_link_ <= n_samples_``.
@@ -562,16 +562,12 @@ class GaussianSoftmaxCalibrator(
                 self.multiclass,
                 self.fit_intercept,
             )
-        layout = refinement_layout(
-            self, n_classes, n_samples, signed=n_classes == 2, rows=weights.sum()
-        )
-        clip_range = None
-        if layout is not None and layout.matrix:
+        self._refine_and_store(
+            result,
+            rows=weights.sum(),
             # rows of weight 0 are not in the fit (as if removed)
-            clip_range = finite_range(z64[weights > 0])
-        self._set_map(result, n_samples, clip_range)
-        if layout is not None:
-            refined = refine_in_memory(
+            clip_range_of=lambda: finite_range(z64[weights > 0]),
+            refine=lambda layout, clip_range: refine_in_memory(
                 z64,
                 y_index,
                 weights,
@@ -580,18 +576,26 @@ class GaussianSoftmaxCalibrator(
                 self.multiclass,
                 result,
                 clip_range,
-            )
-            self._set_map(refined, refined.n_link, clip_range, result.n_iter)
+            ),
+        )
         return self
 
-    def _set_map(self, fit, n_link, clip_range, earlier_iterations: int = 0):
-        """Store a fit of ``_fitting`` or ``_refine`` as the fitted map."""
-        self.n_link_ = n_link
+    def _refine_and_store(self, result, *, rows, clip_range_of, refine):
+        """Store the affine fit ``result`` as the fitted map, refined where
+        ``score_map`` and ``fit_ceiling`` ask for it on ``rows`` samples:
+        ``clip_range_of()`` gives the matrix's clip range and ``refine(layout,
+        clip_range)`` the refined map (in memory or on Dask)."""
+        n = self.n_samples_
+        layout = refinement_layout(self, len(self.classes_), n, rows=rows)
+        clip_range = clip_range_of() if layout is not None and layout.matrix else None
+        refined = None if layout is None else refine(layout, clip_range)
+        fit = result if refined is None else refined
+        self.n_link_ = n if refined is None else refined.n_link
         self.scale_ = fit.scale
-        self.coef_ = getattr(fit, "coef", None)
+        self.coef_ = None if refined is None else refined.coef
         self.intercept_ = fit.intercept
         self.clip_range_ = clip_range
-        self.n_iter_ = earlier_iterations + fit.n_iter
+        self.n_iter_ = result.n_iter + (0 if refined is None else refined.n_iter)
 
     def _validated(self, scores) -> np.ndarray:
         check_is_fitted(self)

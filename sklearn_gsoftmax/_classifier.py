@@ -274,16 +274,15 @@ def _with_other_calibrators(results):
     confident than any one calibrator: digits, 5 folds, a mean top-class
     probability of 0.937 on new data against 0.963 held out by single
     calibrators, enough for ``shift_report`` to call in-distribution batches
-    shifted. The other pairs'
-    calibrators never saw these rows (nor did the pair's model), so the
-    average stays held out.
+    shifted. The other pairs' calibrators never saw these rows (nor did the
+    pair's model), so the average stays held out.
     """
-    refined = [
-        r[0].calibrator.coef_ is not None
-        or r[0].calibrator.n_link_ < r[0].calibrator.n_samples_
-        for r in results
-    ]
-    if len(results) < 2 or not any(refined):
+    refined = any(
+        pair.calibrator.coef_ is not None
+        or pair.calibrator.n_link_ < pair.calibrator.n_samples_
+        for pair, *_ in results
+    )
+    if len(results) < 2 or not refined:
         return [
             (pair, test, proba, margin, proba)
             for pair, test, proba, margin, *_ in results
@@ -812,8 +811,6 @@ class GaussianSoftmaxClassifier(
         calibrator._fit_encoded(
             scores, y_index, weights, self.n_samples_, self.classes_
         )
-        # n scores for a handful of parameters: its own probabilities are
-        # nearly held-out ones
         pair = _CalibratedPair(estimator, calibrator)
         if calibrator.coef_ is None:
             # n scores for a handful of parameters: its own probabilities are

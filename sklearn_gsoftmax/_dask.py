@@ -318,7 +318,7 @@ def fit_calibrator(calibrator, scores, y, sample_weight=None):
     import pandas as pd
     from sklearn.utils.multiclass import check_classification_targets
 
-    from ._calibrator import refinement_layout, sample_count
+    from ._calibrator import sample_count
     from ._refine import settled
     from ._uncertainty import check_rules
 
@@ -376,18 +376,12 @@ def fit_calibrator(calibrator, scores, y, sample_weight=None):
     calibrator.score_range_ = np.vstack([summary["low"], summary["high"]])
     fit = _DaskFit(data, classes, total, calibrator)
     result = fit.binary() if n_classes == 2 else fit.multiclass()
-    n = calibrator.n_samples_
-    layout = refinement_layout(
-        calibrator, n_classes, n, signed=n_classes == 2, rows=total
+    calibrator._refine_and_store(
+        result,
+        rows=total,
+        clip_range_of=lambda: settled(data.map_reduce(_finite_bounds, _merge_ranges)),
+        refine=lambda layout, clip_range: fit.refine(layout, result, clip_range),
     )
-    clip_range = None
-    if layout is not None and layout.matrix:
-        bounds = data.map_reduce(_finite_bounds, _merge_ranges)
-        clip_range = settled(bounds)
-    calibrator._set_map(result, n, clip_range)
-    if layout is not None:
-        refined = fit.refine(layout, result, clip_range)
-        calibrator._set_map(refined, refined.n_link, clip_range, result.n_iter)
     _fit_uncertainty(calibrator, data, total)
     return calibrator
 
@@ -660,7 +654,7 @@ class _DaskFit:
     def refine(self, layout, result, clip_range):
         """``_refine.refine`` from the affine fit ``result``, each evaluation
         one pass over the rows."""
-        from ._refine import as_rows, objective, refine
+        from ._refine import as_rows, objective, refine, standardised_range
 
         # locals, so that the chunks' functions ship no Dask graph to workers
         link, form, total, classes = (
@@ -670,7 +664,7 @@ class _DaskFit:
             self.classes,
         )
         unit = result.unit
-        low, high = (None, None) if clip_range is None else clip_range / unit
+        low, high = standardised_range(clip_range, unit)
         binary = len(classes) == 2
 
         def chunk(z, y, w, theta):
@@ -706,8 +700,7 @@ class _DaskFit:
         if binary:
             loss_grad_all.evaluate = evaluate_all
 
-        start = layout.start(result.scale * unit, result.intercept)
-        return refine(loss_grad_all, layout, start, unit)
+        return refine(loss_grad_all, layout, result)
 
 
 # ------------------------------------------------------- the uncertain flag

@@ -297,6 +297,11 @@ def clip_to_bounds(p: np.ndarray, n, link: str, multiclass: str, *, log: bool):
 # log-likelihood and its derivatives with respect to the scores.
 
 
+def _nll_of_logit(x: np.ndarray) -> np.ndarray:
+    """``-ln expit(x)`` of the label's logit ``x``, without overflow."""
+    return np.log1p(np.exp(-np.abs(x))) + np.maximum(-x, 0.0)
+
+
 def binary_ceiling_nll_grads(u: np.ndarray, sign: np.ndarray, big_l: float):
     """Per-row ``-ln p_y`` of binary margins ``u`` under the gaussian link
     with ceiling ``L`` (any ``L > 0``), its derivatives in ``u`` and in ``L``,
@@ -311,7 +316,7 @@ def binary_ceiling_nll_grads(u: np.ndarray, sign: np.ndarray, big_l: float):
     t = u / big_l
     th = np.tanh(t)
     x = sign * (big_l * th)  # the label's logit
-    loss = np.log1p(np.exp(-np.abs(x))) + np.maximum(-x, 0.0)
+    loss = _nll_of_logit(x)
     miss = expit(-x)
     d_logit = -sign * miss
     curvature = miss * (1.0 - miss)  # d2 loss / d logit2
@@ -354,7 +359,7 @@ def binary_nll_derivatives(u: np.ndarray, sign: np.ndarray, n, link: str, buffer
     if link == "softmax":
         x = sign * u
         p_y = expit(x)
-        loss = np.log1p(np.exp(-np.abs(x))) + np.maximum(-x, 0.0)
+        loss = _nll_of_logit(x)
         miss = 1.0 - p_y
         return loss, -sign * miss, p_y * miss
     big_l = _log_n_minus_1(n)

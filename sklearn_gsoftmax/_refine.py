@@ -88,15 +88,15 @@ class Layout:
     ``L`` when the ceiling is fitted.
     """
 
-    def __init__(self, k, *, matrix, fit_intercept, ceiling, n, signed, penalty):
+    def __init__(self, k, *, matrix, fit_intercept, ceiling, n, penalty):
         self.k, self.matrix, self.ceiling = k, matrix, ceiling
         self.fit_intercept = fit_intercept
         self.n, self.big_l_max = n, _log_n_minus_1(n)
         self.penalty = penalty if matrix else 0.0
         self.n_map = k * k if matrix else 1
-        n_offsets = (k if matrix else k - 1) if fit_intercept else 0
-        self.offsets = slice(self.n_map, self.n_map + n_offsets)
-        self.size = self.n_map + n_offsets + int(ceiling)
+        self.n_offsets = (k if matrix else k - 1) if fit_intercept else 0
+        self.offsets = slice(self.n_map, self.n_map + self.n_offsets)
+        self.size = self.n_map + self.n_offsets + int(ceiling)
         if matrix:
             diagonal = np.eye(k, dtype=bool).ravel()
             scale_bounds = [
@@ -104,10 +104,11 @@ class Layout:
                 for on in diagonal
             ]
         else:
-            scale_bounds = [(-_MAX_SCALE if signed else 0.0, _MAX_SCALE)]
+            # a binary margin's scale is free in sign, as in fit_binary
+            scale_bounds = [(-_MAX_SCALE if k == 2 else 0.0, _MAX_SCALE)]
         self.bounds = (
             scale_bounds
-            + [(-_MAX_OFFSET, _MAX_OFFSET)] * n_offsets
+            + [(-_MAX_OFFSET, _MAX_OFFSET)] * self.n_offsets
             + [(MIN_CEILING, self.big_l_max)] * int(ceiling)
         )
 
@@ -127,13 +128,12 @@ class Layout:
         """``theta`` of the affine fit (scale on standardised scores); its
         offsets are where the matrix's ridge pulls the offsets to."""
         theta = np.zeros(self.size)
-        n_offsets = self.offsets.stop - self.n_map
         if self.matrix:
             theta[: self.n_map] = scale_std * np.eye(self.k).ravel()
-            theta[self.offsets] = intercept[:n_offsets]
+            theta[self.offsets] = intercept[: self.n_offsets]
         else:
             theta[0] = scale_std
-            theta[self.offsets] = intercept[1 : 1 + n_offsets]
+            theta[self.offsets] = intercept[1 : 1 + self.n_offsets]
         if self.ceiling:
             theta[-1] = self.big_l_max
         theta = np.clip(theta, *np.array(self.bounds).T)
@@ -142,8 +142,9 @@ class Layout:
 
     @property
     def penalty_hessian(self) -> np.ndarray:
-        """The Hessian of :meth:`penalty_value_grad` without the matrix's
-        ridge (binary layouts, the only ones fitted by Newton's method)."""
+        """The Hessian of :meth:`penalty_value_grad` of an affine layout
+        (the weak prior only): binary layouts are the ones Newton's method
+        fits."""
         return PRIOR_STRENGTH * np.eye(self.size)
 
     def penalty_value_grad(self, theta):
@@ -237,10 +238,10 @@ def objective(z_std, y, w, layout: Layout, link: str, form: str, low, high):
             coef_grad = g.T @ cross
             coef_grad[np.diag_indices(k)] += np.einsum("ij,ij->j", g, excess)
             grad[: layout.n_map] = coef_grad.ravel()
-            offsets = g.sum(axis=0)[: layout.offsets.stop - layout.n_map]
+            offsets = g.sum(axis=0)[: layout.n_offsets]
         else:
             grad[0] = np.einsum("ij,ij->", g, z_finite)
-            offsets = g.sum(axis=0)[1 : layout.offsets.stop]
+            offsets = g.sum(axis=0)[1 : 1 + layout.n_offsets]
         grad[layout.offsets] = offsets
         if layout.ceiling:
             grad[-1] = d_big_l @ w
@@ -290,9 +291,18 @@ def as_rows(z: np.ndarray) -> np.ndarray:
     return z
 
 
-def refine(data_loss_grad, layout: Layout, start, unit: float) -> Refined:
-    """Minimise the data term plus the ridge from ``start`` within the box;
-    the returned map is in the original units (scores divided by ``unit``)."""
+def standardised_range(clip_range, unit: float):
+    """``(low, high)`` of the clip range in standardised units (``None``
+    for the affine map, whose objective clips nothing)."""
+    return (None, None) if clip_range is None else clip_range / unit
+
+
+def refine(data_loss_grad, layout: Layout, result) -> Refined:
+    """Minimise the data term plus the ridge within the box, from the affine
+    fit ``result``; the returned map is in the original units (the scores
+    were standardised by ``result.unit``)."""
+    unit = result.unit
+    start = layout.start(result.scale * unit, result.intercept)
 
     def loss_grad(theta):
         value, grad = data_loss_grad(theta)
@@ -327,12 +337,10 @@ def refine(data_loss_grad, layout: Layout, start, unit: float) -> Refined:
 def refine_in_memory(z, y, w, layout: Layout, link, form, result, clip_range):
     """:func:`refine` on scores in memory, from the affine fit ``result``;
     ``clip_range`` is :func:`finite_range` of ``z`` for the matrix map."""
-    unit = result.unit
-    z_std = _standardise(as_rows(z), unit)
-    low, high = (None, None) if clip_range is None else clip_range / unit
-    start = layout.start(result.scale * unit, result.intercept)
+    z_std = _standardise(as_rows(z), result.unit)
+    low, high = standardised_range(clip_range, result.unit)
     data = objective(z_std, y, w / w.sum(), layout, link, form, low, high)
-    return refine(data, layout, start, unit)
+    return refine(data, layout, result)
 
 
 def finite_bounds(z: np.ndarray) -> np.ndarray:
@@ -340,13 +348,10 @@ def finite_bounds(z: np.ndarray) -> np.ndarray:
     and ``-inf`` for a column without any, or no rows (so that chunks merge by
     min / max)."""
     finite = np.isfinite(z)
-    if len(z) == 0:
-        width = z.shape[1] if z.ndim == 2 else 1
-        return np.vstack([np.full(width, np.inf), np.full(width, -np.inf)])
     return np.vstack(
         [
-            np.where(finite, z, np.inf).min(axis=0),
-            np.where(finite, z, -np.inf).max(axis=0),
+            np.where(finite, z, np.inf).min(axis=0, initial=np.inf),
+            np.where(finite, z, -np.inf).max(axis=0, initial=-np.inf),
         ]
     ).astype(np.float64)
 

@@ -79,7 +79,6 @@ def _layout(k, matrix, fit_intercept, ceiling, *, n=200, penalty=0.3):
         fit_intercept=fit_intercept,
         ceiling=ceiling,
         n=n,
-        signed=k == 2,
         penalty=penalty,
     )
 
@@ -409,7 +408,7 @@ def test_auto_needs_ten_samples_per_parameter():
         (2, 29, None),
         (2, 30, (False, True)),
     ]:
-        layout = refinement_layout(auto, k, 1000, signed=k == 2, rows=rows)
+        layout = refinement_layout(auto, k, 1000, rows=rows)
         got = None if layout is None else (layout.matrix, layout.ceiling)
         assert got == expected, (k, rows)
     true, y = _noisy_scores(200, 3, seed=5)
