@@ -32,6 +32,7 @@ from ._refine import (
     matrix_scores,
     refine_in_memory,
 )
+from ._ties import first_index_of_max
 from ._uncertainty import (
     DEFAULT_RULES,
     Predictions,
@@ -695,7 +696,7 @@ class GaussianSoftmaxCalibrator(
         if _dask.is_dask_collection(scores):
             return _dask.predict(self, "predict", scores)
         proba = self.predict_proba(scores)
-        return self.classes_[np.argmax(proba, axis=1)]
+        return self.classes_[first_index_of_max(proba)]
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

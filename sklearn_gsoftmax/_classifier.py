@@ -47,6 +47,7 @@ from ._calibrator import (
 from ._links import LINKS, clip_to_bounds, link_proba
 from ._novelty import check_detector, fit_pooled
 from ._persistence import VersionedStateMixin
+from ._ties import first_index_of_max
 from ._uncertainty import (
     DEFAULT_RULES,
     ConformalReference,
@@ -956,7 +957,7 @@ class GaussianSoftmaxClassifier(
         if _dask.is_dask_collection(X):
             return _dask.predict(self, "predict", X)
         proba = self.predict_proba(X)
-        return self.classes_[np.argmax(proba, axis=1)]
+        return self.classes_[first_index_of_max(proba)]
 
     def get_metadata_routing(self):
         """Routing of ``sample_weight`` and other fit metadata.

@@ -9,6 +9,7 @@ from sklearn.decomposition import PCA
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
 
+from ._ties import first_index_of_max
 from .metrics import calibration_report
 
 DATASETS = {
@@ -61,7 +62,7 @@ def report_table(models: dict, split: ShiftedSplit) -> pd.DataFrame:
             report = calibration_report(y, proba, labels=model.classes_)
             if hasattr(model, "predict_uncertain"):
                 flagged = model.predict_uncertain(X)
-                errors = model.classes_[proba.argmax(axis=1)] != y
+                errors = model.classes_[first_index_of_max(proba)] != y
                 report["flagged"] = float(flagged.mean())
                 report["errors_flagged"] = float(
                     (flagged & errors).sum() / max(errors.sum(), 1)

@@ -37,6 +37,7 @@ from sklearn.utils.extmath import row_norms, safe_sparse_dot
 from sklearn.utils.sparsefuncs import mean_variance_axis
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from ._ties import at_most
 from ._uncertainty import ConformalReference
 
 #: At most this many training rows fit each detector (a random subsample
@@ -173,15 +174,58 @@ class KNeighborsNovelty(BaseEstimator):
         scores = np.empty(X.shape[0])
         for start in range(0, X.shape[0], chunk):
             rows = X[start : start + chunk]
+            row_norms_squared = row_norms(rows, squared=True)
             squared = safe_sparse_dot(rows, reference.T, dense_output=True)
             squared *= -2.0
-            squared += row_norms(rows, squared=True)[:, None]
+            squared += row_norms_squared[:, None]
             squared += norms
-            # rounding can leave tiny negative squares
-            np.maximum(squared, 0.0, out=squared)
-            nearest = np.partition(squared, k - 1, axis=1)[:, :k]
-            scores[start : start + chunk] = -np.sqrt(nearest).mean(axis=1)
+            # The expansion cancels: its error is relative to the norms, not to
+            # the distance (identical rows come out 1e-8 apart, differently on
+            # each machine). It only picks the candidates; their distances are
+            # computed again from the differences.
+            error = (
+                _EXPANSION_ERROR
+                * (X.shape[1] + 4)
+                * (np.sqrt(row_norms_squared) + np.sqrt(norms.max())) ** 2
+            )
+            scores[start : start + chunk] = -_mean_nearest(
+                rows, reference, squared, error, k
+            )
         return scores
+
+
+#: Relative error of one rounded operation; the expansion's error grows with
+#: the number of features summed.
+_EXPANSION_ERROR = float(np.finfo(np.float64).eps)
+
+#: Candidate pairs whose differences are held at once (times the features).
+_PAIR_BUDGET = 10_000_000
+
+
+def _mean_nearest(rows, reference, squared, error, k: int) -> np.ndarray:
+    """The mean exact distance of each row to its ``k`` nearest reference
+    points, among the candidates that ``squared`` (expanded squared
+    distances, off by at most ``error`` per row) cannot rule out."""
+    kth = np.partition(squared, k - 1, axis=1)[:, k - 1]
+    row, column = np.nonzero(squared <= (kth + 2.0 * error)[:, None])
+    exact = np.empty(len(row))
+    step = max(1, _PAIR_BUDGET // max(rows.shape[1], 1))
+    for start in range(0, len(row), step):
+        part = slice(start, start + step)
+        difference = rows[row[part]] - reference[column[part]]
+        if issparse(difference):
+            exact[part] = np.asarray(difference.multiply(difference).sum(axis=1))[:, 0]
+        else:
+            exact[part] = np.einsum("ij,ij->i", difference, difference)
+    # per row, its candidates by distance: the first k are the nearest
+    order = np.lexsort((exact, row))
+    row, exact = row[order], exact[order]
+    within = np.arange(len(row)) - np.searchsorted(row, row)
+    nearest = within < k
+    total = np.bincount(
+        row[nearest], weights=np.sqrt(exact[nearest]), minlength=len(kth)
+    )
+    return total / k
 
 
 def _nearest_on_a_line(x: np.ndarray, reference: np.ndarray, k: int) -> np.ndarray:
@@ -297,7 +341,9 @@ class NoveltyModel:
         # a held-out sample counts itself among the scores at or above its own,
         # as the "1 +" counts a new sample
         pvalues = pooled.weight_at_or_above(pooled.scores) / (total + 1.0)
-        return float(np.dot(np.diff(pooled.cumulative), pvalues <= alpha) / total)
+        return float(
+            np.dot(np.diff(pooled.cumulative), at_most(pvalues, alpha)) / total
+        )
 
 
 def fit_per_fold(detector, fold_features, test_weights) -> NoveltyModel:

@@ -23,6 +23,8 @@ from typing import NamedTuple
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
+from ._ties import below, tie_ranks
+
 #: Rows the search over the scale runs on. Its cost is then independent of the
 #: data size; the refinement on all rows starts in the right basin and needs
 #: only a few passes over the data.
@@ -94,12 +96,14 @@ def scale_grid(signed: bool) -> np.ndarray:
 
 def _lowest_local_minima(values: np.ndarray, count: int) -> np.ndarray:
     """Indices of the ``count`` lowest local minima of a profile (a plateau
-    counts once), lowest first."""
-    padded = np.concatenate([[np.inf], values, [np.inf]])
+    counts once), lowest first; losses that tie (``_ties``) are equal, so
+    that rounding neither makes nor hides a minimum."""
+    ranks = tie_ranks(values)
+    padded = np.concatenate([[ranks.max() + 1], ranks, [ranks.max() + 1]])
     minima = np.flatnonzero((padded[1:-1] <= padded[:-2]) & (padded[1:-1] < padded[2:]))
     if minima.size == 0:  # flat everywhere
-        minima = np.array([int(np.argmin(values))])
-    return minima[np.argsort(values[minima], kind="stable")[:count]]
+        minima = np.array([int(np.argmin(ranks))])
+    return minima[np.argsort(ranks[minima], kind="stable")[:count]]
 
 
 def _starts(profile: np.ndarray, lines: int) -> np.ndarray:
@@ -152,16 +156,16 @@ def global_fit(
     """
     profile = sub_values(grid)
     starts = _starts(profile, lines)
-    best = min((search_fit(grid[i]) for i in starts), key=lambda fit: fit.value)
+    best = _lowest([search_fit(grid[i]) for i in starts])
     best = final_fit(best.theta)
-    check_theta = grid[int(np.argmin(profile))]
+    check_theta = grid[int(np.argmin(tie_ranks(profile)))]
     check_value = float(profile.min())
     if full_value is not None:
         check_value = full_value(check_theta)
-        if check_value < best.value:
+        if below(check_value, best.value):
             # The subsample's best basin is not the best on all rows: a few
             # influential rows it left out. Continue from the grid point.
-            best = min(best, final_fit(check_theta), key=lambda fit: fit.value)
+            best = _lowest([best, final_fit(check_theta)])
     if best.problem is not None:
         not_converged(best.problem, best.value)
     if best.value > check_value + _CHECK_RTOL * abs(check_value):
@@ -174,6 +178,13 @@ def global_fit(
             stacklevel=5,
         )
     return best
+
+
+def _lowest(fits: list) -> LocalFit:
+    """The fit of lowest loss, the first of those that tie: which of two
+    equally good end points wins does not hang on rounding."""
+    values = np.array([fit.value for fit in fits])
+    return fits[int(np.argmin(tie_ranks(values)))]
 
 
 def not_converged(reason: str, loss: float) -> None:

@@ -39,7 +39,9 @@ from typing import NamedTuple
 import numpy as np
 
 from . import _dask
+from ._selective import low_confidence, select_threshold
 from ._shift import held_out_summary
+from ._ties import TIE_RTOL, at_most, below, first_index_of_max, index_at_or_above
 
 RULES = ("low_confidence", "ambiguous", "out_of_range", "conformal", "novelty")
 
@@ -78,7 +80,10 @@ def check_alpha(alpha) -> float:
 def outside_range(z: np.ndarray, score_range: np.ndarray) -> np.ndarray:
     """Rows of scores ``z`` with a score outside ``score_range`` (row 0 the
     minimum, row 1 the maximum of each column)."""
-    outside = (z < score_range[0]) | (z > score_range[1])
+    low, high = score_range
+    # relative to the range itself: raw scores may be in any unit, and a
+    # score equal to a training extreme stays inside whatever its last bits
+    outside = (z < low - TIE_RTOL * np.abs(low)) | (z > high + TIE_RTOL * np.abs(high))
     return outside if outside.ndim == 1 else outside.any(axis=1)
 
 
@@ -99,127 +104,7 @@ def top_probability(proba: np.ndarray) -> np.ndarray:
 
 
 def _is_correct(proba: np.ndarray, y_index: np.ndarray) -> np.ndarray:
-    if proba.shape[1] == 2:
-        return (proba[:, 1] > proba[:, 0]) == (y_index == 1)
-    return np.argmax(proba, axis=1) == y_index
-
-
-#: Confidence bins of the first, linear pass of :func:`select_threshold`.
-_THRESHOLD_BINS = 4096
-
-
-def _accepted_totals(confidence, correct, weights, start=(0.0, 0.0), margin=None):
-    """Sorted by decreasing confidence (ties by decreasing ``margin``, when
-    given), at each distinct key with some weight accepted: ``(threshold,
-    margin threshold, accepted weight, accepted correct weight)``, accumulated
-    from ``start`` (the totals of predictions ranked before these)."""
-    if margin is None:
-        # the order within ties does not matter (ties are accepted together),
-        # so the fast unstable sort will do
-        order = np.argsort(-confidence)
-    else:
-        order = np.lexsort((-margin, -confidence))
-    sorted_confidence = confidence[order]
-    if np.all(weights == 1.0):
-        accepted_weight = np.arange(start[0] + 1.0, start[0] + len(order) + 1.0)
-        accepted_correct = np.cumsum(correct[order], dtype=np.float64)
-    else:
-        sorted_weights = weights[order]
-        accepted_weight = np.cumsum(sorted_weights)
-        accepted_weight += start[0]
-        accepted_correct = np.cumsum(sorted_weights * correct[order])
-    accepted_correct += start[1]
-    changes = sorted_confidence[1:] != sorted_confidence[:-1]
-    sorted_margin = None
-    if margin is not None:
-        sorted_margin = margin[order]
-        changes |= sorted_margin[1:] != sorted_margin[:-1]
-    end_of_tie = np.append(changes, True)
-    end_of_tie &= accepted_weight > 0
-    return (
-        sorted_confidence[end_of_tie],
-        None if sorted_margin is None else sorted_margin[end_of_tie],
-        accepted_weight[end_of_tie],
-        accepted_correct[end_of_tie],
-    )
-
-
-def accepted_accuracy_curve(confidence, correct, weights, margin=None):
-    """Accuracy of the accepted predictions as the threshold falls.
-
-    Sorts by decreasing confidence and returns, at each distinct confidence
-    (samples of equal confidence are accepted together), ``(threshold,
-    coverage, accuracy)``: accepting every prediction with confidence >=
-    threshold covers that share of the (weighted) samples with that accuracy.
-    """
-    thresholds, _, accepted_weight, accepted_correct = _accepted_totals(
-        confidence, correct, weights, margin=margin
-    )
-    return (
-        thresholds,
-        accepted_weight / accepted_weight[-1],
-        accepted_correct / accepted_weight,
-    )
-
-
-def select_threshold(confidence, correct, weights, target_accuracy, margin=None):
-    """Selective classification: the smallest threshold whose accepted
-    predictions (confidence >= threshold) reach ``target_accuracy``.
-
-    Returns ``(threshold, coverage, accuracy)`` on the given data, as read off
-    :func:`accepted_accuracy_curve`. When no threshold reaches the target, the
-    threshold is ``inf``: every prediction is flagged, whatever its
-    probability (coverage 0, accuracy NaN). That is recorded, not warned
-    about; the estimators warn when the flag is used.
-
-    A full sort of 10^6 confidences costs about as much as fitting the
-    calibrator, so a linear pass over confidence bins first finds the lowest
-    bin that can hold the answer, and only that bin is sorted (the next one
-    up where it does not).
-    """
-    confidence = np.asarray(confidence, dtype=np.float64)
-    total = weights.sum()
-    # probabilities lie in [0, 1]: bin j holds confidences in [j/B, (j+1)/B)
-    bins = (confidence * _THRESHOLD_BINS).astype(np.intp)
-    np.minimum(bins, _THRESHOLD_BINS - 1, out=bins)
-    bin_weight = np.bincount(bins, weights=weights, minlength=_THRESHOLD_BINS)
-    bin_correct = np.bincount(
-        bins, weights=weights * correct, minlength=_THRESHOLD_BINS
-    )
-    # the totals of the bins above each bin
-    weight_above = np.cumsum(bin_weight[::-1])[::-1] - bin_weight
-    correct_above = np.cumsum(bin_correct[::-1])[::-1] - bin_correct
-    # A threshold inside bin j accepts the bins above plus weight y of bin j,
-    # x <= min(y, bin_correct[j]) of it correct: its accuracy is at most
-    # (correct_above + bin_correct) / (weight_above + bin_correct), since a
-    # fraction <= 1 grows when the same amount is added above and below.
-    with np.errstate(invalid="ignore", divide="ignore"):
-        best = (correct_above + bin_correct) / (weight_above + bin_correct)
-    # the slack only admits more bins to the exact check, against rounding
-    # (a bin of zero-weight samples still holds thresholds, lower ones)
-    occupied = np.bincount(bins, minlength=_THRESHOLD_BINS) > 0
-    candidates = np.flatnonzero((best >= target_accuracy * (1.0 - 1e-12)) & occupied)
-    for j in candidates:
-        members = bins == j
-        thresholds, margins, accepted_weight, accepted_correct = _accepted_totals(
-            confidence[members],
-            correct[members],
-            weights[members],
-            start=(weight_above[j], correct_above[j]),
-            margin=None if margin is None else margin[members],
-        )
-        accuracy = accepted_correct / accepted_weight
-        valid = np.flatnonzero(accuracy >= target_accuracy)
-        if valid.size:
-            last = valid[-1]
-            choice = (
-                float(thresholds[last]),
-                float(accepted_weight[last] / total),
-                float(accuracy[last]),
-            )
-            # the accepted keys are those >= (threshold, margin threshold)
-            return choice if margin is None else (*choice, float(margins[last]))
-    return (math.inf, 0.0, math.nan) + (() if margin is None else (-math.inf,))
+    return first_index_of_max(proba) == y_index
 
 
 def nonconformity(proba: np.ndarray, y_index: np.ndarray) -> np.ndarray:
@@ -293,10 +178,11 @@ class ConformalReference:
         return self._sorted()[1]
 
     def weight_at_or_above(self, test_scores: np.ndarray) -> np.ndarray:
-        """Total weight of the reference scores >= each test score."""
+        """Total weight of the reference scores >= each test score (or
+        tying with it)."""
         scores, cumulative = self._sorted()
-        below = np.searchsorted(scores, test_scores, side="left")
-        return cumulative[-1] - cumulative[below]
+        # a reference score that ties with a test score counts as equal
+        return cumulative[-1] - cumulative[index_at_or_above(scores, test_scores)]
 
 
 def conformal_sets(references, probabilities, alpha: float) -> np.ndarray:
@@ -318,7 +204,8 @@ def conformal_sets(references, probabilities, alpha: float) -> np.ndarray:
     count = np.ones(probabilities[0].shape)
     for reference, proba in zip(references, probabilities):
         count += reference.weight_at_or_above(1.0 - proba)
-    return count / (total + 1.0) > alpha
+    # a p-value that ties with alpha counts as alpha: out of the set
+    return below(alpha, count / (total + 1.0))
 
 
 class Predictions(NamedTuple):
@@ -376,7 +263,7 @@ class UncertaintyMixin:
             )
         else:
             threshold = float(self.uncertainty_threshold)
-            accepted = confidence >= threshold
+            accepted = ~below(confidence, threshold)
             accepted_weight = weights[accepted].sum()
             coverage = float(accepted_weight / weights.sum())
             accuracy = (
@@ -441,13 +328,12 @@ class UncertaintyMixin:
         )
 
     def _low_confidence(self, top, margin) -> np.ndarray:
-        """``top`` below the threshold; at the threshold, ``margin`` below its
-        margin threshold (ties among saturated probabilities)."""
-        flagged = top < self.uncertainty_threshold_
-        cut = getattr(self, "uncertainty_margin_threshold_", -math.inf)
-        if margin is not None and cut > -math.inf:
-            flagged |= (top == self.uncertainty_threshold_) & (margin < cut)
-        return flagged
+        return low_confidence(
+            top,
+            margin,
+            self.uncertainty_threshold_,
+            getattr(self, "uncertainty_margin_threshold_", -math.inf),
+        )
 
     def _probability_masks(self, proba, per_model, references, margin) -> dict:
         """Flags of the rules that look at probabilities (and margins) only."""
@@ -457,7 +343,7 @@ class UncertaintyMixin:
                 masks[rule] = self._low_confidence(top_probability(proba), margin)
             elif rule == "ambiguous":
                 top, runner_up = top_two(proba)
-                masks[rule] = top < self.ambiguity_ratio * runner_up
+                masks[rule] = below(top, self.ambiguity_ratio * runner_up)
             elif rule == "conformal":
                 sets = conformal_sets(references, per_model, self.conformal_alpha)
                 masks[rule] = sets.sum(axis=1) != 1
@@ -513,7 +399,7 @@ class UncertaintyMixin:
                 masks[rule] = predictions.out_of_range
             elif rule == "novelty":
                 pvalues = self._novelty_pvalues(X)
-                masks[rule] = pvalues <= self.novelty_alpha
+                masks[rule] = at_most(pvalues, self.novelty_alpha)
             else:
                 masks[rule] = by_probability[rule]
         return predictions, masks, pvalues
@@ -754,7 +640,7 @@ class UncertaintyMixin:
         proba = predictions.proba
         index = X.index if isinstance(X, pd.DataFrame | pd.Series) else None
         frame = pd.DataFrame(
-            {"prediction": self.classes_[np.argmax(proba, axis=1)]}, index=index
+            {"prediction": self.classes_[first_index_of_max(proba)]}, index=index
         )
         for k, label in enumerate(self.classes_):
             frame[f"proba_{label}"] = proba[:, k]

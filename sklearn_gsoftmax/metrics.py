@@ -30,7 +30,8 @@ from sklearn.utils.validation import (
     column_or_1d,
 )
 
-from ._uncertainty import accepted_accuracy_curve
+from ._selective import accepted_accuracy_curve
+from ._ties import first_index_of_max, index_at_or_above
 
 _PROBA_PARAMS = {
     "y_true": ["array-like"],
@@ -139,7 +140,9 @@ def _reliability_bins(prob, hit, weights, n_bins: int, strategy: str):
     empty bins.
     """
     edges = _bin_edges(prob, weights, n_bins, strategy)
-    bin_index = np.searchsorted(edges[1:-1], prob)
+    # a probability that ties with an edge (often one of the data's own
+    # values) is on the edge: in the bin below it
+    bin_index = index_at_or_above(edges[1:-1], prob)
     total = np.bincount(bin_index, weights=weights, minlength=n_bins)
     prob_sum = np.bincount(bin_index, weights=weights * prob, minlength=n_bins)
     hit_sum = np.bincount(bin_index, weights=weights * hit, minlength=n_bins)
@@ -152,7 +155,7 @@ def _binned_targets(y_prob, index, kind: str, column: int | None = None):
     class's probability and whether it is right (``"top_label"``), or one
     column's probability and whether it is the true class (``"classwise"``)."""
     if kind == "top_label":
-        return y_prob.max(axis=1), np.argmax(y_prob, axis=1) == index
+        return y_prob.max(axis=1), first_index_of_max(y_prob) == index
     return y_prob[:, column], index == column
 
 
@@ -328,7 +331,7 @@ def _report_row(y_prob, index, weights, sample_weight, *, n_bins, strategy, belo
     p_true = y_prob[rows, index]
     with np.errstate(divide="ignore"):
         losses = -np.log(p_true[kept])
-    correct = np.argmax(y_prob, axis=1) == index
+    correct = first_index_of_max(y_prob) == index
     # scikit-learn's Brier score is binary-only before 1.7; summed over the
     # one-vs-rest columns it is the multiclass Brier score on every version
     brier = sum(
@@ -544,7 +547,7 @@ def risk_coverage_curve(y_true, y_prob, *, labels=None, margin=None):
     ([0.25, 0.5, 0.75, 1.0], [1.0, 1.0, 0.6666666666666666, 0.5])
     """
     y_prob, index, _ = _true_class_probability(y_true, y_prob, labels)
-    correct = np.argmax(y_prob, axis=1) == index
+    correct = first_index_of_max(y_prob) == index
     if margin is not None:
         margin = column_or_1d(margin).astype(np.float64)
         if margin.shape[0] != len(index) or np.isnan(margin).any():

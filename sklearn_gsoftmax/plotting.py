@@ -16,6 +16,7 @@ import numpy as np
 from scipy.special import expit
 
 from ._links import link_proba, proba_bounds
+from ._ties import below
 from .metrics import (
     _binned_targets,
     _check_probabilities,
@@ -450,7 +451,9 @@ class RiskCoverageDisplay:
         self.line_ = ax.step(x, y, where="pre", **{"label": label, **kwargs})[0]
         self.threshold_line_ = self.threshold_coverage_ = None
         if self.threshold is not None:
-            accepted = np.flatnonzero(np.asarray(self.thresholds) >= self.threshold)
+            accepted = np.flatnonzero(
+                ~below(np.asarray(self.thresholds), self.threshold)
+            )
             self.threshold_coverage_ = (
                 float(self.coverage[accepted[-1]]) if accepted.size else 0.0
             )

@@ -411,7 +411,7 @@ def test_gradient_rows_sum_to_zero_and_vanish_at_infinity(form, rng):
     z = rng.normal(size=(30, 4))
     y = rng.integers(4, size=30)
     g = GRADIENTS[form](z, y, 100)
-    np.testing.assert_allclose(g.sum(axis=1), 0.0, atol=1e-15)
+    np.testing.assert_allclose(g.sum(axis=1), 0.0, atol=1e-14)
     g_inf = GRADIENTS[form](np.array([[np.inf, 0.0, 1.0, -np.inf]]), [1], 100)
     assert np.all(np.isfinite(g_inf))
     np.testing.assert_allclose(g_inf, 0.0, atol=1e-300)

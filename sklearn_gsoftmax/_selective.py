@@ -1,0 +1,173 @@
+"""Selective prediction: accept the most confident predictions, up to an accuracy.
+
+The ``low_confidence`` rule accepts a prediction whose top-class probability is
+at least a threshold. ``uncertainty_threshold="auto"`` picks the smallest
+threshold whose accepted held-out predictions reach ``target_accuracy``
+(:func:`select_threshold`). Confidences that tie (``_ties``) are accepted
+together; within a tie, which happens where probabilities saturate at the
+link's bound, the calibrated score margin of the top class over the runner-up
+orders them, and a margin threshold cuts the tie.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ._ties import below, near, tie_groups
+
+#: Confidence bins of the first, linear pass of :func:`select_threshold`.
+#: A power of two: ``confidence * BINS`` is then exact, so a value's bin and
+#: its comparison with the bin's edges agree.
+BINS = 4096
+
+#: Values within this distance of a bin edge are looked at to find where a
+#: run of tying values crossing the edge ends.
+_EDGE_PAD = 1e-6
+
+
+def accepted_totals(confidence, correct, weights, margin=None, start=(0.0, 0.0)):
+    """The accepted sets, largest confidence first.
+
+    Sorted by decreasing confidence, ties in confidence by decreasing
+    ``margin`` (when given), ties in both by position: at the end of each tie
+    group with some weight, ``(threshold, margin threshold, accepted weight,
+    accepted correct weight)``, accumulated from ``start`` (the totals of the
+    predictions ranked before these). A threshold is its group's smallest
+    value: every member is at least it or ties with it.
+    """
+    confidence_rank, lowest_confidence = tie_groups(confidence)
+    if margin is None:
+        margin_rank = np.zeros(len(confidence), dtype=np.intp)
+        lowest_margin = np.array([-math.inf])
+    else:
+        margin_rank, lowest_margin = tie_groups(margin)
+    order = np.lexsort((-margin_rank, -confidence_rank))
+    confidence_rank, margin_rank = confidence_rank[order], margin_rank[order]
+    sorted_weights = weights[order]
+    accepted_weight = np.cumsum(sorted_weights) + start[0]
+    accepted_correct = np.cumsum(sorted_weights * correct[order]) + start[1]
+    changes = (confidence_rank[1:] != confidence_rank[:-1]) | (
+        margin_rank[1:] != margin_rank[:-1]
+    )
+    end_of_tie = np.append(changes, True)
+    end_of_tie &= accepted_weight > 0
+    return (
+        lowest_confidence[confidence_rank[end_of_tie]],
+        lowest_margin[margin_rank[end_of_tie]],
+        accepted_weight[end_of_tie],
+        accepted_correct[end_of_tie],
+    )
+
+
+def accepted_accuracy_curve(confidence, correct, weights, margin=None):
+    """Accuracy of the accepted predictions as the threshold falls.
+
+    Returns, at each tie group of confidence (and margin, when given),
+    largest first, ``(threshold, coverage, accuracy)``: accepting every
+    prediction at least as confident as the threshold covers that share of
+    the (weighted) samples with that accuracy.
+    """
+    thresholds, _, accepted_weight, accepted_correct = accepted_totals(
+        np.asarray(confidence, dtype=np.float64), correct, weights, margin
+    )
+    return (
+        thresholds,
+        accepted_weight / accepted_weight[-1],
+        accepted_correct / accepted_weight,
+    )
+
+
+def _cut(values: np.ndarray, edge: float, *, up: bool) -> float:
+    """A value near ``edge`` that no run of tying values crosses: ``edge``
+    itself unless a run straddles it, else where that run ends (above the
+    edge with ``up``, below it without); ``inf`` (``-inf``) if the run goes
+    on beyond ``_EDGE_PAD``."""
+    local = np.sort(values[np.abs(values - edge) <= _EDGE_PAD])
+    split = np.searchsorted(local, edge)
+    if split in (0, len(local)) or not near(local[split - 1], local[split]):
+        return edge
+    starts = local[1:][~near(local[1:], local[:-1])]
+    if up:
+        beyond = starts[starts > edge]
+        return float(beyond[0]) if beyond.size else math.inf
+    beyond = starts[starts <= edge]
+    return float(beyond[-1]) if beyond.size else -math.inf
+
+
+def select_threshold(confidence, correct, weights, target_accuracy, margin=None):
+    """The smallest threshold whose accepted predictions reach
+    ``target_accuracy``, with ties as in :func:`accepted_totals`.
+
+    Returns ``(threshold, coverage, accuracy)`` on the given data, and with a
+    ``margin`` also the margin threshold (``-inf`` unless a tie is cut). When
+    no threshold reaches the target, the threshold is ``inf``: every
+    prediction is flagged, whatever its probability (coverage 0, accuracy
+    NaN). That is recorded, not warned about; the estimators warn when the
+    flag is used. An accuracy that ties with the target reaches it.
+
+    A full sort of 10^6 confidences costs about as much as fitting the
+    calibrator, so a linear pass over ``BINS`` confidence bins first finds the
+    lowest bin that can hold the answer; only the confidences of that bin (up
+    to the ends of the runs of ties crossing its edges) are sorted, the next
+    bin's where it does not hold it.
+    """
+    confidence = np.asarray(confidence, dtype=np.float64)
+    correct_weights = weights * correct
+    total = weights.sum()
+    # probabilities lie in [0, 1]: bin j holds confidences in [j/B, (j+1)/B)
+    bins = (confidence * BINS).astype(np.intp)
+    np.minimum(bins, BINS - 1, out=bins)
+    bin_weight = np.bincount(bins, weights=weights, minlength=BINS)
+    bin_correct = np.bincount(bins, weights=correct_weights, minlength=BINS)
+    # the totals of the bins above each bin
+    weight_above = np.cumsum(bin_weight[::-1])[::-1] - bin_weight
+    correct_above = np.cumsum(bin_correct[::-1])[::-1] - bin_correct
+    # A threshold inside bin j accepts the bins above plus weight y of bin j,
+    # x <= min(y, bin_correct[j]) of it correct: its accuracy is at most
+    # (correct_above + bin_correct) / (weight_above + bin_correct), since a
+    # fraction <= 1 grows when the same amount is added above and below.
+    with np.errstate(invalid="ignore", divide="ignore"):
+        best = (correct_above + bin_correct) / (weight_above + bin_correct)
+    # the slack only admits more bins to the exact check, against rounding
+    # (a bin of zero-weight samples still holds thresholds, lower ones)
+    occupied = np.bincount(bins, minlength=BINS) > 0
+    candidates = np.flatnonzero((best >= target_accuracy * (1.0 - 1e-9)) & occupied)
+    for j in candidates:
+        # the last bin holds 1.0 too
+        low, high = j / BINS, (j + 1) / BINS if j < BINS - 1 else math.inf
+        # the bin's thresholds, with every value of the tie groups they end
+        low_cut = _cut(confidence, low, up=False)
+        high_cut = _cut(confidence, high, up=True)
+        members = (confidence >= low_cut) & (confidence < high_cut)
+        above = confidence >= high_cut
+        thresholds, margins, accepted_weight, accepted_correct = accepted_totals(
+            confidence[members],
+            correct[members],
+            weights[members],
+            None if margin is None else margin[members],
+            start=(weights[above].sum(), correct_weights[above].sum()),
+        )
+        accuracy = accepted_correct / accepted_weight
+        in_bin = (thresholds >= low) & (thresholds < high)
+        valid = np.flatnonzero(in_bin & ~below(accuracy, target_accuracy))
+        if valid.size:
+            last = valid[-1]
+            choice = (
+                float(thresholds[last]),
+                float(accepted_weight[last] / total),
+                float(accuracy[last]),
+            )
+            # the accepted keys are those >= (threshold, margin threshold)
+            return choice if margin is None else (*choice, float(margins[last]))
+    return (math.inf, 0.0, math.nan) + (() if margin is None else (-math.inf,))
+
+
+def low_confidence(top, margin, threshold: float, margin_threshold: float):
+    """The ``low_confidence`` rule: ``top`` below ``threshold``; where ``top``
+    ties with it, ``margin`` below ``margin_threshold`` (a cut tie)."""
+    flagged = below(top, threshold)
+    if margin is not None and margin_threshold > -math.inf:
+        flagged |= near(top, threshold) & below(margin, margin_threshold)
+    return flagged
