@@ -11,7 +11,6 @@ from scipy.sparse import issparse
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
 from sklearn.model_selection import KFold
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
-from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import (
     _check_sample_weight,
     check_is_fitted,
@@ -35,13 +34,20 @@ from ._refine import (
 from ._ties import first_index_of_max
 from ._uncertainty import (
     DEFAULT_RULES,
+    HeldOut,
     Predictions,
     UncertaintyMixin,
     check_rules,
     outside_range,
     top_two,
 )
-from ._validation import MULTICLASS_FORMS, check_real_n, check_scores, reject_none
+from ._validation import (
+    MULTICLASS_FORMS,
+    check_real_n,
+    check_scores,
+    class_labels,
+    reject_none,
+)
 
 #: The uncertain flag's parameters, shared by both estimators.
 UNCERTAINTY_CONSTRAINTS = {
@@ -173,8 +179,11 @@ class GaussianSoftmaxCalibrator(
     Fits ``p = link_n(a * z + b)``: a scale ``a`` and a per-class offset ``b``
     (first entry 0) by maximising the weighted likelihood of the labels, where
     ``link_n`` is one of the links of :func:`gaussian_softmax`. With the gaussian
-    or linear link every probability lies in about ``[1/n, 1 - 1/n]``, so a
-    single confident mistake costs at most about ``ln(n)`` of log-loss.
+    or linear link every probability lies in ``[1/n, 1 - 1/n]`` for two
+    classes, so a single confident mistake costs at most ``ln(n)`` of
+    log-loss; with ``K`` classes the gaussian link's (``vs_top``) bounds are
+    ``1/((K-1)(n-1) + 1)`` and ``(n-1)/(n+K-2)`` and the loss at most
+    ``ln((K-1)(n-1) + 1)`` (see the math page for every form).
 
     By default, given 10 samples per parameter, two refinements follow that fit (see
     the user guide's "Score map and ceiling"): for three or more classes, a
@@ -443,10 +452,7 @@ class GaussianSoftmaxCalibrator(
             raise ValueError(
                 f"scores and y have different lengths: {z.shape[0]} and {y.shape[0]}."
             )
-        self.classes_ = np.unique(y)
-        # the target type is a property of the distinct labels: checking them
-        # instead of y saves a pass over 10^6 labels
-        check_classification_targets(self.classes_)
+        self.classes_ = class_labels(y)
         n_classes = len(self.classes_)
         if n_classes < 2:
             raise ValueError(
@@ -483,11 +489,13 @@ class GaussianSoftmaxCalibrator(
                 weights[rows],
             )
         self._fit_uncertainty(
-            self._proba_of_validated(z),
-            y_index,
-            weights,
+            HeldOut.of_one_model(
+                self._proba_of_validated(z),
+                self._margin_of_validated(z),
+                y_index,
+                weights,
+            ),
             novelty=novelty,
-            margin=self._margin_of_validated(z),
         )
         return self
 
@@ -639,11 +647,13 @@ class GaussianSoftmaxCalibrator(
     def _predictions(self, scores, *, with_range=True):
         z = self._validated(scores)
         proba = self._proba_of_validated(z)
+        margin = self._margin_of_validated(z)
         return Predictions(
             proba,
             [proba],
             outside_range(z, self.score_range_) if with_range else None,
-            self._margin_of_validated(z),
+            margin,
+            [margin],
         )
 
     def predict_proba(self, scores) -> np.ndarray:

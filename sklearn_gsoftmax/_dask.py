@@ -36,6 +36,9 @@ import warnings
 
 import numpy as np
 
+from ._ties import first_index_of_max
+from ._validation import class_labels, distinct_labels
+
 #: Points a :class:`QuantileSummary` keeps: a rank error of at most 2 / 10^5 of
 #: the total weight, 0.002 points of coverage for a conformal set.
 SUMMARY_POINTS = 100_000
@@ -245,7 +248,7 @@ def _chunk_summary(z, y, w):
     return {
         "rows": len(z),
         "weight": float(w.sum()),
-        "classes": np.unique(y),
+        "classes": distinct_labels(y),
         "low": z2.min(axis=0) if len(z) else np.full(z2.shape[1], np.inf),
         "high": z2.max(axis=0) if len(z) else np.full(z2.shape[1], -np.inf),
     }
@@ -316,7 +319,6 @@ class _Data:
 def fit_calibrator(calibrator, scores, y, sample_weight=None):
     """``GaussianSoftmaxCalibrator.fit`` on Dask collections (see module)."""
     import pandas as pd
-    from sklearn.utils.multiclass import check_classification_targets
 
     from ._calibrator import sample_count
     from ._refine import settled
@@ -341,8 +343,7 @@ def fit_calibrator(calibrator, scores, y, sample_weight=None):
         raise ValueError(
             "sample_weight are all zero; at least one weight must be positive."
         )
-    classes = summary["classes"]
-    check_classification_targets(classes)
+    classes = class_labels(summary["classes"], n_rows=summary["rows"])
     if len(classes) < 2:
         raise ValueError(
             f"y holds one class only ({classes[0]!r}); a calibrator needs labels of "
@@ -728,7 +729,7 @@ def _fit_uncertainty(calibrator, data, total):
         proba = calibrator._proba_of_validated(z)
         y_index = np.searchsorted(classes, y)
         confidence = proba.max(axis=1).astype(np.float64)
-        correct = np.argmax(proba, axis=1) == y_index
+        correct = first_index_of_max(proba) == y_index
         bins = np.minimum(
             (confidence * THRESHOLD_BINS).astype(np.intp), THRESHOLD_BINS - 1
         )
@@ -845,7 +846,7 @@ def _held_out_summary(calibrator, data, total):
         accepted = np.ones(len(z), dtype=bool)
         for mask in masks.values():
             accepted &= ~mask
-        correct = np.argmax(proba, axis=1) == y_index
+        correct = first_index_of_max(proba) == y_index
         with np.errstate(divide="ignore"):
             loss = -np.log(proba[np.arange(len(y_index)), y_index])
         return {
@@ -853,6 +854,7 @@ def _held_out_summary(calibrator, data, total):
             "confidence": _moments(proba.max(axis=1).astype(np.float64), w),
             "loss": _moments(loss.astype(np.float64), w),
             "accepted": np.array([w @ accepted, w @ (accepted & correct)]),
+            "correct": float(w @ correct),
         }
 
     def merge(a, b):
@@ -861,6 +863,7 @@ def _held_out_summary(calibrator, data, total):
             "confidence": _merge_moments(a["confidence"], b["confidence"]),
             "loss": _merge_moments(a["loss"], b["loss"]),
             "accepted": a["accepted"] + b["accepted"],
+            "correct": a["correct"] + b["correct"],
         }
 
     parts = data.map_reduce(chunk, merge)
@@ -885,6 +888,7 @@ def _held_out_summary(calibrator, data, total):
         "rates": {rule: float(rates[rule]) for rule in rules if rule in rates},
         "confidence": mean_and_std(parts["confidence"]),
         "loss": mean_and_std(parts["loss"]),
+        "accuracy": float(parts["correct"] / total),
         "n_accepted": float(accepted_weight),
         "accepted_accuracy": (
             float(accepted_correct / accepted_weight)

@@ -29,7 +29,8 @@ import warnings
 from numbers import Integral
 
 import numpy as np
-from scipy.sparse import csr_matrix, issparse
+import pandas as pd
+from scipy.sparse import csr_matrix, hstack, issparse
 from sklearn.base import BaseEstimator, clone
 from sklearn.utils import _safe_indexing, check_random_state
 from sklearn.utils._param_validation import Interval
@@ -37,8 +38,8 @@ from sklearn.utils.extmath import row_norms, safe_sparse_dot
 from sklearn.utils.sparsefuncs import mean_variance_axis
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from ._conformal import ConformalReference
 from ._ties import at_most
-from ._uncertainty import ConformalReference
 
 #: At most this many training rows fit each detector (a random subsample
 #: beyond it), so that the fit costs the same for 10^5 or 10^8 training samples.
@@ -54,12 +55,20 @@ MAX_HELD_OUT = 10_000
 class KNeighborsNovelty(BaseEstimator):
     """Novelty as the mean distance to the nearest training samples.
 
-    The default detector of the ``novelty`` rule: features are imputed (column
-    means, for estimators that accept NaN), standardised, and a new sample's
-    novelty is its mean Euclidean distance to its ``n_neighbors`` nearest
-    reference samples, a random subsample of at most ``max_reference`` training
-    rows. ``score_samples`` follows scikit-learn's outlier detectors: higher
-    means more normal (it returns minus the distance).
+    The default detector of the ``novelty`` rule: numeric features are
+    standardised, categorical ones (a DataFrame's category, string or object
+    columns) one-hot encoded so that two different categories are one unit
+    apart, and a new sample's novelty is its mean Euclidean distance to its
+    ``n_neighbors`` nearest reference samples, a random subsample of at most
+    ``max_reference`` training rows. ``score_samples`` follows scikit-learn's
+    outlier detectors: higher means more normal (it returns minus the
+    distance).
+
+    A missing value (NaN, for estimators that accept it; a missing or unseen
+    category) counts as a random draw from its feature: it adds that draw's
+    expected squared distance (1 standardised unit) instead of sitting at the
+    feature's mean, so that a sample with most features missing is far from
+    every reference sample, and novel, rather than central and typical.
 
     Parameters
     ----------
@@ -88,8 +97,9 @@ class KNeighborsNovelty(BaseEstimator):
 
         Parameters
         ----------
-        X : array-like or sparse matrix of shape (n_samples, n_features)
-            Numeric features; NaN allowed.
+        X : array-like, sparse matrix or DataFrame of shape (n_samples, n_features)
+            Features: numbers (NaN allowed), and in a DataFrame categorical
+            columns too.
         y : None
             Ignored.
 
@@ -98,54 +108,82 @@ class KNeighborsNovelty(BaseEstimator):
         self : object
         """
         self._validate_params()
-        X = validate_data(
-            self, X, accept_sparse="csr", dtype=np.float64, ensure_all_finite=False
-        )
-        X = _finite_sparse(X)
-        if issparse(X):
+        self.categories_ = _categories(X)
+        numeric, categorical = self._split(X, reset=True)
+        if issparse(numeric):
             # sparse features keep their zeros: scaled, not centred
-            self.center_ = np.zeros(X.shape[1])
-            variance = mean_variance_axis(X, axis=0)[1]
+            self.center_ = np.zeros(numeric.shape[1])
+            variance = mean_variance_axis(_finite_sparse(numeric), axis=0)[1]
         else:
-            if np.isinf(X).any():
+            if np.isinf(numeric).any():
                 raise ValueError(
                     "novelty features contain infinite values; the distance-based "
-                    "novelty detector needs finite features (NaN is imputed)."
+                    "novelty detector needs finite features (NaN is allowed)."
                 )
-            # NaN (for estimators that accept it) stands at its column's mean
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns
-                self.center_ = np.nan_to_num(np.nanmean(X, axis=0))
-            variance = np.var(self._impute(X), axis=0)
+                self.center_ = np.nan_to_num(np.nanmean(numeric, axis=0))
+            variance = np.var(_imputed(numeric, self.center_), axis=0)
         scale = np.sqrt(variance)
         scale[scale == 0] = 1.0
         self.scale_ = scale
         rng = check_random_state(self.random_state)
-        rows = X.shape[0]
+        rows = numeric.shape[0]
         keep = (
             np.sort(rng.choice(rows, self.max_reference, replace=False))
             if rows > self.max_reference
             else np.arange(rows)
         )
-        self.reference_ = self._standardise(X[keep])
+        self.reference_, self.reference_missing_ = self._encode(
+            numeric[keep], None if categorical is None else categorical.iloc[keep]
+        )
         return self
 
-    def _impute(self, X):
-        if issparse(X) or not np.isnan(X).any():
-            return X
-        return np.where(np.isnan(X), self.center_, X)
+    def _split(self, X, *, reset: bool):
+        """The numeric features (validated, float64) and the categorical
+        columns of a DataFrame (``None`` without any)."""
+        categorical = None
+        if self.categories_:
+            categorical = X[list(self.categories_)]
+            X = X.drop(columns=list(self.categories_))
+        numeric = validate_data(
+            self,
+            _as_numbers(X),
+            accept_sparse="csr",
+            dtype=np.float64,
+            ensure_all_finite=False,
+            ensure_min_features=0,
+            reset=reset,
+        )
+        return numeric, categorical
 
-    def _standardise(self, X):
-        if issparse(X):
-            return csr_matrix(X.multiply(1.0 / self.scale_))
-        return (self._impute(X) - self.center_) / self.scale_
+    def _encode(self, numeric, categorical):
+        """The standardised features of the distances, and each row's count
+        of missing values (categories: half each, see :func:`_one_hot`)."""
+        if issparse(numeric):
+            nan = numeric.copy()
+            nan.data = np.isnan(nan.data).astype(np.float64)
+            missing = np.asarray(nan.sum(axis=1), dtype=np.float64).reshape(-1)
+            encoded = csr_matrix(_finite_sparse(numeric).multiply(1.0 / self.scale_))
+        else:
+            missing = np.isnan(numeric).sum(axis=1).astype(np.float64)
+            encoded = (_imputed(numeric, self.center_) - self.center_) / self.scale_
+        if categorical is not None:
+            one_hot, unknown = _one_hot(categorical, self.categories_)
+            encoded = (
+                hstack([encoded, csr_matrix(one_hot)], format="csr")
+                if issparse(encoded)
+                else np.hstack([encoded, one_hot])
+            )
+            missing += 0.5 * unknown
+        return encoded, missing
 
     def score_samples(self, X) -> np.ndarray:
         """Minus the mean distance to the nearest reference samples.
 
         Parameters
         ----------
-        X : array-like or sparse matrix of shape (m, n_features)
+        X : array-like, sparse matrix or DataFrame of shape (m, n_features)
 
         Returns
         -------
@@ -153,18 +191,14 @@ class KNeighborsNovelty(BaseEstimator):
             Higher is more normal.
         """
         check_is_fitted(self)
-        X = validate_data(
-            self,
-            X,
-            accept_sparse="csr",
-            dtype=np.float64,
-            ensure_all_finite=False,
-            reset=False,
-        )
-        X = self._standardise(_finite_sparse(X))
+        X, missing = self._encode(*self._split(X, reset=False))
         reference = self.reference_
         k = min(self.n_neighbors, reference.shape[0])
-        if reference.shape[1] == 1 and not issparse(reference):
+        reference_missing = getattr(
+            self, "reference_missing_", np.zeros(reference.shape[0])
+        )
+        penalised = missing.any() or reference_missing.any()
+        if reference.shape[1] == 1 and not issparse(reference) and not penalised:
             return -_nearest_on_a_line(X[:, 0], reference[:, 0], k).mean(axis=1)
         # Brute force in chunks of about 10^7 distances, with BLAS: with at
         # most max_reference points it beats a tree, and on small problems it
@@ -188,10 +222,83 @@ class KNeighborsNovelty(BaseEstimator):
                 * (X.shape[1] + 4)
                 * (np.sqrt(row_norms_squared) + np.sqrt(norms.max())) ** 2
             )
+            penalty = (missing[start : start + chunk], reference_missing)
+            squared += penalty[0][:, None] + penalty[1]
             scores[start : start + chunk] = -_mean_nearest(
-                rows, reference, squared, error, k
+                rows, reference, squared, error, k, penalty
             )
         return scores
+
+
+def missing_counts(X) -> tuple[np.ndarray, int]:
+    """How many features of each row of ``X`` are missing (NaN or None), and
+    the number of features."""
+    if hasattr(X, "isna"):
+        return X.isna().to_numpy().sum(axis=1), X.shape[1]
+    if issparse(X):
+        nan = X.tocsr(copy=True)
+        nan.data = np.isnan(nan.data)
+        return np.asarray(nan.sum(axis=1)).reshape(-1).astype(int), X.shape[1]
+    X = np.asarray(X)
+    if X.dtype.kind == "f":
+        return np.isnan(X.reshape(len(X), -1)).sum(axis=1), X[0].size
+    return np.zeros(len(X), dtype=int), X[0].size if len(X) else 0
+
+
+def _as_numbers(X):
+    """A DataFrame's dates and booleans as numbers (the detector's distances
+    need numbers); anything else unchanged."""
+    if not hasattr(X, "dtypes"):
+        return X
+    converted = {}
+    for column, dtype in X.dtypes.items():
+        if pd.api.types.is_datetime64_any_dtype(dtype):
+            values = X[column]
+            seconds = values.astype("int64").astype(np.float64) / 1e9
+            converted[column] = seconds.where(values.notna(), np.nan)
+        elif pd.api.types.is_bool_dtype(dtype):
+            converted[column] = X[column].astype(np.float64)
+    return X.assign(**converted) if converted else X
+
+
+def _categories(X) -> dict:
+    """The categories of each categorical column of a DataFrame: those of a
+    category dtype, else the distinct values seen, in a fixed order."""
+    if not hasattr(X, "dtypes"):
+        return {}
+    categories = {}
+    for column, dtype in X.dtypes.items():
+        if isinstance(dtype, pd.CategoricalDtype):
+            categories[column] = np.asarray(dtype.categories, dtype=object)
+        elif pd.api.types.is_object_dtype(dtype) or pd.api.types.is_string_dtype(dtype):
+            seen = pd.unique(X[column].dropna())
+            categories[column] = np.array(sorted(seen, key=repr), dtype=object)
+    return categories
+
+
+def _one_hot(frame, categories: dict):
+    """One-hot columns scaled by 1/sqrt(2), so that two different categories
+    are 1 apart in squared distance; and each row's count of values that are
+    missing or unseen (all zeros: half a unit from any category, which the
+    caller makes up by counting each half a missing value)."""
+    blocks, unknown = [], np.zeros(len(frame))
+    for column, known in categories.items():
+        values = frame[column].astype(object).to_numpy()
+        position = pd.Index(known).get_indexer(values)
+        block = np.zeros((len(frame), len(known)))
+        found = position >= 0
+        block[np.flatnonzero(found), position[found]] = np.sqrt(0.5)
+        blocks.append(block)
+        unknown += ~found
+    return np.hstack(blocks), unknown
+
+
+def _imputed(X, center):
+    """Missing values at their column's mean (their extra distance is counted
+    apart)."""
+    if not np.isnan(X).any():
+        return X
+    return np.where(np.isnan(X), center, X)
 
 
 #: Relative error of one rounded operation; the expansion's error grows with
@@ -202,10 +309,12 @@ _EXPANSION_ERROR = float(np.finfo(np.float64).eps)
 _PAIR_BUDGET = 10_000_000
 
 
-def _mean_nearest(rows, reference, squared, error, k: int) -> np.ndarray:
+def _mean_nearest(rows, reference, squared, error, k: int, penalty) -> np.ndarray:
     """The mean exact distance of each row to its ``k`` nearest reference
     points, among the candidates that ``squared`` (expanded squared
-    distances, off by at most ``error`` per row) cannot rule out."""
+    distances, off by at most ``error`` per row) cannot rule out; the
+    missing values' ``penalty`` (of the rows, of the reference) is added to
+    the squared distances."""
     kth = np.partition(squared, k - 1, axis=1)[:, k - 1]
     row, column = np.nonzero(squared <= (kth + 2.0 * error)[:, None])
     exact = np.empty(len(row))
@@ -217,6 +326,7 @@ def _mean_nearest(rows, reference, squared, error, k: int) -> np.ndarray:
             exact[part] = np.asarray(difference.multiply(difference).sum(axis=1))[:, 0]
         else:
             exact[part] = np.einsum("ij,ij->i", difference, difference)
+    exact += penalty[0][row] + penalty[1][column]
     # per row, its candidates by distance: the first k are the nearest
     order = np.lexsort((exact, row))
     row, exact = row[order], exact[order]
@@ -325,12 +435,29 @@ class NoveltyModel:
 
     def pvalues(self, features) -> np.ndarray:
         """Conformal p-values of new samples; ``features[j]`` feeds detector j."""
+        return self.scores_and_pvalues(features)[1]
+
+    def scores_and_pvalues(self, features) -> tuple[np.ndarray, np.ndarray]:
+        """The novelty scores of new samples (summed over the detectors; higher
+        is more novel) and their conformal p-values, which rank the scores
+        against the held-out ones and saturate at ``1 / (W + 1)`` beyond all
+        of them."""
         total = sum(reference.cumulative[-1] for reference in self.references)
-        count = None
+        count = scores = None
         for detector, reference, X in zip(self.detectors, self.references, features):
-            at_or_above = reference.weight_at_or_above(novelty_scores(detector, X))
+            detector_scores = novelty_scores(detector, X)
+            at_or_above = reference.weight_at_or_above(detector_scores)
             count = at_or_above if count is None else count + at_or_above
-        return (1.0 + count) / (total + 1.0)
+            scores = detector_scores if scores is None else scores + detector_scores
+        return scores, (1.0 + count) / (total + 1.0)
+
+    def placement(self, X):
+        """Where the samples ``X`` lie, as numbers: the default detector's
+        own features (standardised, categories one-hot encoded), else ``X``."""
+        detector = self.detectors[0]
+        if isinstance(detector, KNeighborsNovelty):
+            return detector._encode(*detector._split(X, reset=False))[0]
+        return X
 
     def held_out_flag_rate(self, alpha: float) -> float:
         """Share (by weight) of the held-out samples the rule would flag, each

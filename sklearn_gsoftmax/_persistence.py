@@ -32,6 +32,8 @@ TRUSTED_TYPES = [
     "sklearn_gsoftmax._calibrator.GaussianSoftmaxCalibrator",
     "sklearn_gsoftmax._classifier.GaussianSoftmaxClassifier",
     "sklearn_gsoftmax._classifier._CalibratedPair",
+    "sklearn_gsoftmax._conformal.ConformalReference",
+    # where it was before 0.3, in the models saved then
     "sklearn_gsoftmax._uncertainty.ConformalReference",
     "sklearn_gsoftmax._novelty.KNeighborsNovelty",
     "sklearn_gsoftmax._novelty.NoveltyModel",

@@ -2,17 +2,29 @@
 
 At fit time the estimators summarise their held-out (out-of-fold) predictions:
 each rule's flag rate, the mean and spread of the top-class probability and of
-the log-loss, and the accuracy of the accepted predictions. A new batch is
-compared with that summary one check at a time, each a two-sample test of the
-batch against the held-out sample (so that the held-out estimate's own error is
-accounted for), and called shifted when any check's p-value falls below
+the log-loss, the accuracy, and the accuracy of the accepted predictions. A new
+batch is compared with that summary one check at a time, each a two-sample test
+of the batch against the held-out sample (so that the held-out estimate's own
+error is accounted for), and called shifted when any check's p-value falls below
 ``alpha`` divided by the number of checks (Bonferroni).
+
+Like is compared with like. A held-out training sample was predicted by the one
+(estimator, calibrator) pair that did not see it, while an ensemble predicts a
+new sample by the average of all pairs, which is less confident (and more often
+right) than any one of them: tested against the average, in-distribution batches
+of a random forest were called shifted 7 times in 10. So the tests see each
+batch sample predicted by one pair in turn, exchangeable with the held-out ones;
+the report shows the averaged predictions' values beside them.
 """
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 from scipy import stats
+
+from ._ties import near
 
 #: Smallest batch the report accepts: below it every test is too weak to say
 #: anything and the exact p-values are coarse.
@@ -22,13 +34,26 @@ MIN_BATCH = 20
 UPPER_BOUND_RULES = ("out_of_range",)
 
 
-def held_out_summary(rates: dict, confidence, loss, accepted, correct, weights) -> dict:
+class Batch(NamedTuple):
+    """What the checks look at on a batch, or on the held-out predictions:
+    each rule's flags, the top-class probabilities, whether the rules that
+    look at probabilities accept each prediction and, with labels, whether it
+    is right and its log-loss."""
+
+    masks: dict
+    confidence: np.ndarray
+    accepted: np.ndarray
+    correct: np.ndarray | None = None
+    loss: np.ndarray | None = None
+
+
+def held_out_summary(rates: dict, held_out: Batch, weights) -> dict:
     """What a batch from the training distribution should look like.
 
-    ``rates`` maps each rule to its expected flag rate; the other arguments are
-    the held-out predictions' top-class probabilities, log-losses, acceptance
-    (no rule flags it) and correctness, with their sample weights (frequency
-    weights: the counts of the tests are weighted counts).
+    ``rates`` maps each rule to its expected flag rate; ``held_out`` holds
+    the held-out predictions' statistics (labels included), with their
+    sample weights (frequency weights: the counts of the tests are weighted
+    counts).
     """
     total = float(weights.sum())
 
@@ -44,12 +69,14 @@ def held_out_summary(rates: dict, confidence, loss, accepted, correct, weights) 
         deviation *= deviation
         return mean, float(np.sqrt(np.dot(w, deviation) / w.sum()))
 
+    accepted, correct = held_out.accepted, held_out.correct
     accepted_weight = float(weights[accepted].sum())
     return {
         "n": total,
         "rates": {rule: float(rate) for rule, rate in rates.items()},
-        "confidence": mean_and_std(confidence),
-        "loss": mean_and_std(loss),
+        "confidence": mean_and_std(held_out.confidence),
+        "loss": mean_and_std(held_out.loss),
+        "accuracy": float(np.dot(weights, correct) / total),
         "n_accepted": accepted_weight,
         "accepted_accuracy": (
             float(weights[accepted & correct].sum() / accepted_weight)
@@ -62,8 +89,6 @@ def held_out_summary(rates: dict, confidence, loss, accepted, correct, weights) 
 def _fisher(successes: int, trials: int, rate: float, n_reference: float, alternative):
     """Fisher's exact test of ``successes`` of ``trials`` against a held-out
     rate observed on ``n_reference`` samples."""
-    if trials == 0 or not np.isfinite(rate) or n_reference <= 0:
-        return float("nan")
     reference = round(rate * n_reference)
     table = [
         [successes, trials - successes],
@@ -79,80 +104,138 @@ def _welch(values, mean: float, std: float, n_reference: float, alternative):
         # an infinite loss in the batch: its mean is infinitely higher
         return 0.0
     se = np.sqrt(np.var(values) / len(values) + std**2 / max(n_reference, 1.0))
-    difference = np.mean(values) - mean
+    batch_mean = np.mean(values)
+    if near(batch_mean, mean):  # equal but for rounding, whatever the spread
+        return 1.0
+    difference = batch_mean - mean
     if se == 0.0:
-        return 1.0 if difference == 0 else 0.0
+        return 0.0
     z = difference / se
     if alternative == "two-sided":
         return float(2 * stats.norm.sf(abs(z)))
     return float(stats.norm.sf(z))
 
 
-def shift_report(
-    summary: dict, masks: dict, confidence, *, correct=None, loss=None, alpha=0.01
-):
+def _mean(values) -> float:
+    with np.errstate(over="ignore"):
+        return float(np.mean(values))
+
+
+def shift_report(summary: dict, observed: Batch, assigned: Batch, *, alpha=0.01):
     """One row per check of a batch against the held-out ``summary``.
 
-    ``masks`` holds each rule's flags on the batch, ``confidence`` its top-class
-    probabilities; with labels, ``correct`` and ``loss`` the correctness and
-    log-loss of each prediction.
+    ``observed`` holds the batch's statistics as the estimator predicts
+    (for an ensemble, from the averaged probabilities): they fill the
+    ``observed`` column. ``assigned`` holds them with each sample predicted by
+    one model in turn, as each held-out sample was by the one model that did
+    not see it: the tests compare these with the summary, like with like. The
+    ``expected`` column is the held-out value moved by the difference the
+    averaging makes on this batch (observed minus assigned), so that it reads
+    against ``observed``.
     """
     import pandas as pd
 
-    m = len(confidence)
+    m = len(observed.confidence)
     n_reference = summary["n"]
     rows = {}
-    for rule, mask in masks.items():
+
+    def row(name, observed_value, assigned_value, reference_value, p_value, test):
+        expected = reference_value + (observed_value - assigned_value)
+        if not np.isfinite(expected):  # nothing accepted in the batch
+            expected = reference_value
+        rows[name] = (observed_value, expected, p_value, test)
+
+    for rule, mask in observed.masks.items():
         rate = summary["rates"][rule]
+        flagged = assigned.masks[rule]
         # out_of_range's expected rate is an upper bound: only a higher
         # observed rate says anything
         side = "greater" if rule in UPPER_BOUND_RULES else "two-sided"
-        rows[f"flag rate: {rule}"] = (
-            float(mask.mean()),
+        row(
+            f"flag rate: {rule}",
+            _mean(mask),
+            _mean(flagged),
             rate,
-            _fisher(int(mask.sum()), m, rate, n_reference, side),
+            _fisher(int(flagged.sum()), m, rate, n_reference, side),
             f"Fisher's exact, {'one-sided (higher)' if side == 'greater' else side}",
         )
     mean, std = summary["confidence"]
-    rows["mean top-class probability"] = (
-        float(np.mean(confidence)),
+    row(
+        "mean top-class probability",
+        _mean(observed.confidence),
+        _mean(assigned.confidence),
         mean,
-        _welch(confidence, mean, std, n_reference, "two-sided"),
+        _welch(assigned.confidence, mean, std, n_reference, "two-sided"),
         "Welch's z-test, two-sided",
     )
-    if correct is not None:
-        accepted = np.ones(m, dtype=bool)
-        for mask in masks.values():
-            accepted &= ~mask
-        n_accepted = int(accepted.sum())
-        rows["accuracy of accepted predictions"] = (
-            float(correct[accepted].mean()) if n_accepted else float("nan"),
-            summary["accepted_accuracy"],
-            _fisher(
-                int(correct[accepted].sum()),
-                n_accepted,
-                summary["accepted_accuracy"],
-                summary["n_accepted"],
-                "less",
-            ),
-            "Fisher's exact, one-sided (lower)",
-        )
-        mean, std = summary["loss"]
-        rows["log-loss"] = (
-            float(np.mean(loss)),
-            mean,
-            _welch(loss, mean, std, n_reference, "greater"),
-            "Welch's z-test, one-sided (higher)",
-        )
+    if observed.correct is not None:
+        _labelled_rows(summary, observed, assigned, row)
     frame = pd.DataFrame.from_dict(
         rows, orient="index", columns=["observed", "expected", "p_value", "test"]
     )
     frame.index.name = "check"
     # Bonferroni: the batch is called shifted when any check is, so each check
-    # gets its share of alpha; a NaN p-value (nothing to test) never fires
+    # gets its share of alpha
     frame["shifted"] = frame["p_value"] < alpha / len(frame)
     frame = frame[["observed", "expected", "p_value", "shifted", "test"]]
     frame.attrs["shifted"] = bool(frame["shifted"].any())
     frame.attrs["alpha"] = alpha
     frame.attrs["n_samples"] = m
     return frame
+
+
+def _labelled_rows(summary, observed: Batch, assigned: Batch, row) -> None:
+    """The checks that need labels: accuracy, accuracy of the accepted
+    predictions (one-sided, lower) and log-loss (one-sided, higher)."""
+    m = len(observed.confidence)
+    n_reference = summary["n"]
+    # older summaries have no overall accuracy (a model saved before 0.3)
+    if "accuracy" in summary:
+        row(
+            "accuracy",
+            _mean(observed.correct),
+            _mean(assigned.correct),
+            summary["accuracy"],
+            _fisher(
+                int(assigned.correct.sum()), m, summary["accuracy"], n_reference, "less"
+            ),
+            "Fisher's exact, one-sided (lower)",
+        )
+    if summary["n_accepted"] > 0:
+        accepted = assigned.accepted
+        n_accepted = int(accepted.sum())
+        if n_accepted:
+            p_value = _fisher(
+                int(assigned.correct[accepted].sum()),
+                n_accepted,
+                summary["accepted_accuracy"],
+                summary["n_accepted"],
+                "less",
+            )
+        else:
+            # nothing accepted where a share was: as unlikely as that share
+            # being refused m times in a row (never "nothing to test")
+            p_value = (1.0 - summary["n_accepted"] / n_reference) ** m
+        row(
+            "accuracy of accepted predictions",
+            _accuracy(observed),
+            _accuracy(assigned),
+            summary["accepted_accuracy"],
+            p_value,
+            "Fisher's exact, one-sided (lower)",
+        )
+    mean, std = summary["loss"]
+    row(
+        "log-loss",
+        _mean(observed.loss),
+        _mean(assigned.loss),
+        mean,
+        _welch(assigned.loss, mean, std, n_reference, "greater"),
+        "Welch's z-test, one-sided (higher)",
+    )
+
+
+def _accuracy(batch: Batch) -> float:
+    """Accuracy of the accepted predictions (NaN when none is)."""
+    n_accepted = int(batch.accepted.sum())
+    return float(batch.correct[batch.accepted].mean()) if n_accepted else np.nan

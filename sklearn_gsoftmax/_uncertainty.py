@@ -39,11 +39,19 @@ from typing import NamedTuple
 import numpy as np
 
 from . import _dask
+
+# ConformalReference is imported here too for models pickled before it moved
+from ._conformal import ConformalReference, conformal_sets, nonconformity
+from ._novelty import missing_counts
 from ._selective import low_confidence, select_threshold
-from ._shift import held_out_summary
-from ._ties import TIE_RTOL, at_most, below, first_index_of_max, index_at_or_above
+from ._shift import Batch, held_out_summary
+from ._ties import TIE_RTOL, at_most, below, first_index_of_max
 
 RULES = ("low_confidence", "ambiguous", "out_of_range", "conformal", "novelty")
+
+#: The rules that look at a sample (its features or scores), not at a model's
+#: probabilities.
+SAMPLE_RULES = ("out_of_range", "novelty")
 
 #: The rules applied unless ``uncertainty_rules`` says otherwise: one for the
 #: predictions the model rates unlikely, one for samples unlike its training data.
@@ -107,120 +115,63 @@ def _is_correct(proba: np.ndarray, y_index: np.ndarray) -> np.ndarray:
     return first_index_of_max(proba) == y_index
 
 
-def nonconformity(proba: np.ndarray, y_index: np.ndarray) -> np.ndarray:
-    """The nonconformity score ``1 - p_true`` of each row."""
-    return 1.0 - proba[np.arange(len(y_index)), y_index]
-
-
-class ConformalReference:
-    """Held-out nonconformity scores ``1 - p_true`` of one model, sorted, with
-    their cumulative weights: what a new sample's score is ranked against.
-
-    The sort waits for the first use (``predict_set``, the ``conformal``
-    rule): on 10^6 scores it costs a third of the calibrator's fit, which a
-    model that never builds a prediction set need not pay.
-    """
-
-    def __init__(self, scores: np.ndarray, weights: np.ndarray):
-        self._unsorted = (scores, weights)
-
-    def __setstate__(self, state):
-        # saved before the sort was deferred: already sorted
-        if "scores" in state:
-            state = {"_index": (state["scores"], state["cumulative"])}
-        self.__dict__.update(state)
-
-    def _sorted(self) -> tuple:
-        index = self.__dict__.get("_index")
-        if index is None:
-            scores, weights = self._unsorted
-            # the weight below a score does not depend on the order within
-            # ties, so the fast unstable sort will do
-            if np.all(weights == 1.0):
-                index = (
-                    np.sort(scores),
-                    np.arange(len(scores) + 1, dtype=np.float64),
-                )
-            else:
-                order = np.argsort(scores)
-                index = (
-                    scores[order],
-                    np.concatenate([[0.0], np.cumsum(weights[order])]),
-                )
-            # one assignment: a thread reading it sees both parts or neither
-            self._index = index
-        return index
-
-    @classmethod
-    def pooled(cls, references) -> ConformalReference:
-        """One reference holding the scores and weights of several."""
-        parts = [reference._scores_and_weights() for reference in references]
-        return cls(
-            np.concatenate([scores for scores, _ in parts]),
-            np.concatenate([weights for _, weights in parts]),
-        )
-
-    def _scores_and_weights(self) -> tuple:
-        # unsorted when not sorted yet: pooling need not sort each part
-        if "_index" in self.__dict__:
-            scores, cumulative = self._index
-            return scores, np.diff(cumulative)
-        return self._unsorted
-
-    @property
-    def scores(self) -> np.ndarray:
-        """The reference scores, sorted."""
-        return self._sorted()[0]
-
-    @property
-    def cumulative(self) -> np.ndarray:
-        """``cumulative[i]``: the total weight of the ``i`` smallest scores."""
-        return self._sorted()[1]
-
-    def weight_at_or_above(self, test_scores: np.ndarray) -> np.ndarray:
-        """Total weight of the reference scores >= each test score (or
-        tying with it)."""
-        scores, cumulative = self._sorted()
-        # a reference score that ties with a test score counts as equal
-        return cumulative[-1] - cumulative[index_at_or_above(scores, test_scores)]
-
-
-def conformal_sets(references, probabilities, alpha: float) -> np.ndarray:
-    """Cross-conformal prediction sets.
-
-    ``references[j]`` holds the held-out scores of the samples that model ``j``
-    did not see, ``probabilities[j]`` model ``j``'s probabilities of the new
-    samples. Class ``k`` enters a sample's set when its conformal p-value
-
-        (1 + sum_j weight{i in j : s_i >= 1 - p_jk(x)}) / (W + 1)
-
-    exceeds ``alpha`` (``W`` the total reference weight): each new score is
-    ranked against the scores of the same model, so that both sides are equally
-    sharp. With one model this is split-conformal prediction: the set of classes
-    with ``1 - p_k <= q``, ``q`` the ``ceil((n + 1)(1 - alpha))``-th smallest
-    reference score; with one model per fold it is cross-conformal prediction.
-    """
-    total = sum(reference.cumulative[-1] for reference in references)
-    count = np.ones(probabilities[0].shape)
-    for reference, proba in zip(references, probabilities):
-        count += reference.weight_at_or_above(1.0 - proba)
-    # a p-value that ties with alpha counts as alpha: out of the set
-    return below(alpha, count / (total + 1.0))
-
-
 class Predictions(NamedTuple):
     """What the rules need of new samples, from an estimator's ``_predictions``.
 
     ``proba`` the (averaged) probabilities, ``per_model`` each model's own,
     ``out_of_range`` whether a score leaves a calibrator's fitted range (None
     when not asked for) and ``margin`` the calibrated score margin of the top
-    class over the runner-up, which keeps ordering where probabilities saturate.
+    class over the runner-up, which keeps ordering where probabilities
+    saturate (averaged; ``per_model_margin`` each model's own).
     """
 
     proba: np.ndarray
     per_model: list
     out_of_range: np.ndarray | None
     margin: np.ndarray
+    per_model_margin: list
+
+
+class HeldOut(NamedTuple):
+    """Held-out predictions of the training samples: what the flag is fitted on.
+
+    ``proba`` and ``margin`` are made the way new predictions are made (for an
+    ensemble, every pair's calibrator applied to the scores of the estimator
+    that did not see the sample, averaged), for the samples ``y_index`` with
+    ``weights``. ``per_model`` holds, for each model in the order of
+    ``_predictions``, ``(proba, margin, y_index, weights)`` of its own
+    held-out predictions of the samples it did not see: its conformal
+    reference, and what :meth:`UncertaintyMixin.shift_report` compares a
+    batch with.
+    """
+
+    proba: np.ndarray
+    margin: np.ndarray
+    y_index: np.ndarray
+    weights: np.ndarray
+    per_model: list
+
+    @classmethod
+    def of_one_model(cls, proba, margin, y_index, weights) -> HeldOut:
+        """A single model's held-out predictions."""
+        return cls(proba, margin, y_index, weights, [(proba, margin, y_index, weights)])
+
+
+def _concatenate(parts: list) -> Batch:
+    """One :class:`Batch` of the rows of ``parts``, in order."""
+    first = parts[0]
+    return Batch(
+        {
+            rule: np.concatenate([part.masks[rule] for part in parts])
+            for rule in first.masks
+        },
+        *(
+            None
+            if getattr(first, field) is None
+            else np.concatenate([getattr(part, field) for part in parts])
+            for field in Batch._fields[1:]
+        ),
+    )
 
 
 class UncertaintyMixin:
@@ -230,26 +181,15 @@ class UncertaintyMixin:
     ``_novelty_features(X)`` (the inputs of each novelty detector), and calls
     ``_fit_uncertainty`` at the end of ``fit``."""
 
-    def _fit_uncertainty(
-        self,
-        proba,
-        y_index,
-        weights,
-        references=None,
-        novelty=None,
-        margin=None,
-        summary_proba=None,
-    ):
-        """Learn the threshold from held-out predictions (ties in confidence
-        broken by their calibrated ``margin``); keep the conformal references
-        (one per model, in the order of ``_predictions``; ``None`` for a single
-        model, whose reference is these predictions') and the fitted
-        ``NoveltyModel`` of the ``novelty`` rule. ``summary_proba``, when
-        given, stands for ``proba`` in what :meth:`shift_report` expects of a
-        batch (an ensemble's held-out predictions as its average makes them)."""
+    def _fit_uncertainty(self, held_out: HeldOut, novelty=None):
+        """Learn the threshold from the held-out predictions (ties in
+        confidence broken by their calibrated margin); keep each model's
+        conformal reference, the fitted ``NoveltyModel`` of the ``novelty``
+        rule and what :meth:`shift_report` expects of a batch."""
         self._uncertainty_rules = check_rules(self.uncertainty_rules)
+        proba, weights = held_out.proba, held_out.weights
         confidence = top_probability(proba)
-        correct = _is_correct(proba, y_index)
+        correct = _is_correct(proba, held_out.y_index)
         self.uncertainty_margin_threshold_ = -math.inf
         if self.uncertainty_threshold == "auto":
             threshold, coverage, accuracy, self.uncertainty_margin_threshold_ = (
@@ -258,7 +198,7 @@ class UncertaintyMixin:
                     correct,
                     weights,
                     self.target_accuracy,
-                    margin=np.zeros_like(confidence) if margin is None else margin,
+                    margin=held_out.margin,
                 )
             )
         else:
@@ -274,31 +214,41 @@ class UncertaintyMixin:
         self.uncertainty_threshold_ = threshold
         self.coverage_ = coverage
         self.accepted_accuracy_ = accuracy
-        self.conformity_scores_ = nonconformity(proba, y_index)
-        if references is None:
-            references = [ConformalReference(self.conformity_scores_, weights)]
-        self._conformal_references = references
+        nonconformities = [
+            nonconformity(model_proba, model_y)
+            for model_proba, _, model_y, _ in held_out.per_model
+        ]
+        self.conformity_scores_ = np.concatenate(nonconformities)
+        self._conformal_references = [
+            ConformalReference(scores, model_weights)
+            for scores, (*_, model_weights) in zip(nonconformities, held_out.per_model)
+        ]
         self._novelty = novelty
-        self._held_out_summary = self._summarise_held_out(
-            proba if summary_proba is None else summary_proba, y_index, weights, margin
-        )
+        self._held_out_summary = self._summarise_held_out(held_out.per_model)
+        self._flag_warning_given = False
 
-    def _summarise_held_out(self, proba, y_index, weights, margin) -> dict:
-        """Flag rates, confidence, loss and accepted accuracy of the held-out
-        predictions: what :meth:`shift_report` expects of a batch."""
-        # the conformal rule's held-out sets need a sorted reference: build it
-        # only for that rule (a sort of every held-out score)
-        pooled = None
-        if "conformal" in self._uncertainty_rules:
-            # a single model's reference holds these very scores already
-            pooled = (
-                self._conformal_references
-                if len(self._conformal_references) == 1
-                else [ConformalReference(self.conformity_scores_, weights)]
+    def _summarise_held_out(self, per_model) -> dict:
+        """Flag rates, confidence, loss and accuracy of each model's own
+        held-out predictions, pooled: what :meth:`shift_report` expects of a
+        batch whose samples are each predicted by one model."""
+        parts = [
+            self._batch_statistics(
+                model_proba,
+                margin,
+                [reference],
+                y_index,
+                # a held-out sample's score is in its own reference already:
+                # the rule's sets are a little wider here than for new samples
             )
-        masks = self._probability_masks(proba, [proba], pooled, margin)
+            for (model_proba, margin, y_index, _), reference in zip(
+                per_model, self._conformal_references
+            )
+        ]
+        held_out = _concatenate(parts)
+        weights = np.concatenate([model_weights for *_, model_weights in per_model])
         rates = {
-            rule: np.dot(weights, mask) / weights.sum() for rule, mask in masks.items()
+            rule: np.dot(weights, mask) / weights.sum()
+            for rule, mask in held_out.masks.items()
         }
         if "out_of_range" in self._uncertainty_rules:
             # A new exchangeable score leaves the range of m held-out ones with
@@ -312,20 +262,25 @@ class UncertaintyMixin:
             rates["out_of_range"] = 1.0 - within
         if self._novelty is not None:
             rates["novelty"] = self._novelty.held_out_flag_rate(self.novelty_alpha)
-        accepted = np.ones(len(y_index), dtype=bool)
+        return held_out_summary(
+            {rule: rates[rule] for rule in self._uncertainty_rules}, held_out, weights
+        )
+
+    def _batch_statistics(self, proba, margin, references, y_index=None) -> Batch:
+        """The flags of the rules that look at probabilities, the confidence,
+        acceptance and, with labels, correctness and log-loss of predictions
+        ``proba`` of one model (``references`` its conformal reference)."""
+        masks = self._probability_masks(proba, [proba], references, margin)
+        accepted = np.ones(len(proba), dtype=bool)
         for mask in masks.values():
             accepted &= ~mask
-        true_proba = 1.0 - self.conformity_scores_
-        with np.errstate(divide="ignore"):
-            loss = -np.log(true_proba)
-        return held_out_summary(
-            {rule: rates[rule] for rule in self._uncertainty_rules},
-            top_probability(proba),
-            loss,
-            accepted,
-            _is_correct(proba, y_index),
-            weights,
-        )
+        correct = loss = None
+        if y_index is not None:
+            correct = _is_correct(proba, y_index)
+            with np.errstate(divide="ignore"):
+                loss = -np.log(proba[np.arange(len(y_index)), y_index])
+            loss = loss.astype(np.float64, copy=False)
+        return Batch(masks, top_probability(proba), accepted, correct, loss)
 
     def _low_confidence(self, top, margin) -> np.ndarray:
         return low_confidence(
@@ -350,12 +305,18 @@ class UncertaintyMixin:
         return masks
 
     def _warn_if_flagging_everything(self) -> None:
-        """Warn, at each use of the flag, when ``low_confidence`` flags every
-        prediction because no threshold reached ``target_accuracy`` in fit (a
-        fit that never uses the flag, as in a grid search, stays quiet)."""
-        if "low_confidence" in self._uncertainty_rules and math.isinf(
-            self.uncertainty_threshold_
+        """Warn, at the first use of the flag of a fitted model, when
+        ``low_confidence`` flags every prediction because no threshold reached
+        ``target_accuracy`` in fit (a fit that never uses the flag, as in a
+        grid search, stays quiet)."""
+        if (
+            "low_confidence" in self._uncertainty_rules
+            and math.isinf(self.uncertainty_threshold_)
+            and not self.__dict__.get("_flag_warning_given", False)
         ):
+            # once per fitted model: at every batch of an online service it
+            # would bury the warnings that are news
+            self._flag_warning_given = True
             warnings.warn(
                 # worded as the fit's warning was, which filters may match
                 "no confidence threshold reaches target_accuracy="
@@ -377,13 +338,10 @@ class UncertaintyMixin:
                 "and predict_frame."
             )
 
-    def _novelty_pvalues(self, X) -> np.ndarray:
-        """Conformal novelty p-values of new samples (small: unlike training)."""
-        return self._novelty.pvalues(self._novelty_features(X))
-
     def _rule_masks(self, X) -> tuple[Predictions, dict, np.ndarray | None]:
         """The predictions, each rule's flags and, when the ``novelty`` rule is
-        on, the novelty p-values."""
+        on, the novelty p-values and how many of each sample's features the
+        detector found missing (with their number)."""
         predictions = self._predictions(X)
         self._check_uncertainty_fitted()
         self._warn_if_flagging_everything()
@@ -393,16 +351,18 @@ class UncertaintyMixin:
             self._conformal_references,
             predictions.margin,
         )
-        masks, pvalues = {}, None
+        masks, novelty = {}, None
         for rule in self._uncertainty_rules:
             if rule == "out_of_range":
                 masks[rule] = predictions.out_of_range
             elif rule == "novelty":
-                pvalues = self._novelty_pvalues(X)
+                features = self._novelty_features(X)
+                pvalues = self._novelty.pvalues(features)
+                novelty = (pvalues, *missing_counts(features[0]))
                 masks[rule] = at_most(pvalues, self.novelty_alpha)
             else:
                 masks[rule] = by_probability[rule]
-        return predictions, masks, pvalues
+        return predictions, masks, novelty
 
     def confidence_margin(self, X) -> np.ndarray:
         """The calibrated score margin of each prediction: its top class's
@@ -430,16 +390,27 @@ class UncertaintyMixin:
         """Does this batch look like the training data? One row per check.
 
         Each rule's flag rate and the mean top-class probability (and, with
-        labels, the accuracy of the accepted predictions and the log-loss) are
-        compared with what the held-out (out-of-fold) training predictions
-        showed at fit time. Flag rates are tested with an exact binomial test
-        (two-sided: a shift may also make a model more confident), the mean
-        probability with a z-test on the mean (two-sided), the accepted accuracy
-        with a one-sided binomial test (lower) and the log-loss with a one-sided
-        z-test (higher). A check is ``shifted`` when its p-value is below
-        ``alpha`` divided by the number of checks (Bonferroni), so that a batch
-        from the training distribution is called shifted with chance at most
-        about ``alpha``.
+        labels, the accuracy, the accuracy of the predictions that the rules on
+        probabilities accept, and the log-loss) are compared with what the
+        held-out (out-of-fold) training predictions showed at fit time. Flag
+        rates are tested with Fisher's exact test (two-sided: a shift may also
+        make a model more confident; one-sided for ``out_of_range``, whose
+        expected rate is an upper bound), the mean probability with Welch's
+        z-test (two-sided), the accuracies with Fisher's exact test (one-sided,
+        lower; a batch in which nothing is accepted where a share was expected
+        has the p-value of that share being refused every time) and the
+        log-loss with Welch's z-test (one-sided, higher). A check is
+        ``shifted`` when its p-value is below ``alpha`` divided by the number
+        of checks (Bonferroni), so that a batch from the training distribution
+        is called shifted with chance at most about ``alpha``.
+
+        Each held-out training prediction came from the one model that did not
+        see the sample; an ensemble predicts by the average of its models,
+        which is less confident than any one of them. So the tests compare the
+        held-out predictions with the batch's samples each predicted by one
+        model in turn; the ``observed`` column holds the average's values and
+        ``expected`` the held-out values moved by the difference the
+        averaging makes on this batch.
 
         Parameters
         ----------
@@ -475,19 +446,55 @@ class UncertaintyMixin:
                 f"shift_report needs a batch of at least {MIN_BATCH} samples to test "
                 f"anything, got {proba.shape[0]}; pool batches before reporting."
             )
-        correct = loss = None
-        if y is not None:
-            y_index = self._label_indices(y, proba.shape[0])
-            correct = _is_correct(proba, y_index)
-            with np.errstate(divide="ignore"):
-                loss = -np.log(proba[np.arange(len(y_index)), y_index])
+        y_index = None if y is None else self._label_indices(y, proba.shape[0])
+        # the rules that do not look at a model's probabilities are the same
+        # for the average and for each model
+        shared = {rule: masks[rule] for rule in masks if rule in SAMPLE_RULES}
+        observed = self._batch_statistics(
+            proba, predictions.margin, self._conformal_references, y_index
+        )
         return report(
             self._held_out_summary,
-            masks,
-            top_probability(proba),
-            correct=correct,
-            loss=loss,
+            self._with_masks(observed, shared),
+            self._with_masks(self._assigned_statistics(predictions, y_index), shared),
             alpha=alpha,
+        )
+
+    def _with_masks(self, batch: Batch, shared: dict) -> Batch:
+        merged = {**batch.masks, **shared}
+        return batch._replace(
+            masks={rule: merged[rule] for rule in self._uncertainty_rules}
+        )
+
+    def _assigned_statistics(self, predictions, y_index) -> Batch:
+        """:meth:`_batch_statistics` with each sample predicted by one model in
+        turn (sample ``i`` by model ``i % n_models``), as each held-out sample
+        was by the one model that did not see it."""
+        n_models = len(predictions.per_model)
+        m = len(predictions.proba)
+        parts, order = [], []
+        for j, (proba, margin, reference) in enumerate(
+            zip(
+                predictions.per_model,
+                predictions.per_model_margin,
+                self._conformal_references,
+            )
+        ):
+            rows = np.arange(j, m, n_models)
+            parts.append(
+                self._batch_statistics(
+                    proba[rows],
+                    margin[rows],
+                    [reference],
+                    None if y_index is None else y_index[rows],
+                )
+            )
+            order.append(rows)
+        assigned = _concatenate(parts)
+        back = np.argsort(np.concatenate(order))
+        return Batch(
+            {rule: mask[back] for rule, mask in assigned.masks.items()},
+            *(None if field is None else field[back] for field in assigned[1:]),
         )
 
     def _label_indices(self, y, n_rows: int) -> np.ndarray:
@@ -548,11 +555,11 @@ class UncertaintyMixin:
             )
         # the samples are placed where the novelty detector sees them, or by
         # their probabilities when the rule is off
-        pvalues, features = None, predictions.proba
+        novelty, pvalues, features = None, None, predictions.proba
         if self._novelty is not None:
             novelty_features = self._novelty_features(X)
-            pvalues = self._novelty.pvalues(novelty_features)
-            features = novelty_features[0]
+            novelty, pvalues = self._novelty.scores_and_pvalues(novelty_features)
+            features = self._novelty.placement(novelty_features[0])
         return select_diverse(
             n_select,
             confidence=top_probability(predictions.proba),
@@ -560,6 +567,7 @@ class UncertaintyMixin:
             features=features,
             pvalues=pvalues,
             alpha=self.novelty_alpha,
+            novelty=novelty,
         )
 
     def predict_uncertain(self, X) -> np.ndarray:
@@ -636,21 +644,34 @@ class UncertaintyMixin:
             return _dask.predict(self, "predict_frame", X)
         import pandas as pd
 
-        predictions, masks, pvalues = self._rule_masks(X)
+        predictions, masks, novelty = self._rule_masks(X)
         proba = predictions.proba
         index = X.index if isinstance(X, pd.DataFrame | pd.Series) else None
-        frame = pd.DataFrame(
-            {"prediction": self.classes_[first_index_of_max(proba)]}, index=index
+        columns = {"prediction": self.classes_[first_index_of_max(proba)]}
+        columns.update(
+            (f"proba_{label}", proba[:, k]) for k, label in enumerate(self.classes_)
         )
-        for k, label in enumerate(self.classes_):
-            frame[f"proba_{label}"] = proba[:, k]
-        if pvalues is not None:
-            frame["novelty_pvalue"] = pvalues
+        if novelty is not None:
+            columns["novelty_pvalue"] = novelty[0]
         flagged = np.zeros(proba.shape[0], dtype=bool)
         reasons = np.full(proba.shape[0], "", dtype=object)
         for rule, mask in masks.items():
             flagged |= mask
-            reasons[mask] = [r + ", " + rule if r else rule for r in reasons[mask]]
-        frame["uncertain"] = flagged
-        frame["reasons"] = reasons
-        return frame
+            named = np.full(proba.shape[0], rule, dtype=object)
+            if rule == "novelty":
+                # missing values make a sample novel: say so, it is the fix
+                _, missing, n_features = novelty
+                some = mask & (missing > 0)
+                named[some] = [
+                    f"novelty ({count} of {n_features} features missing)"
+                    for count in missing[some]
+                ]
+            reasons[mask] = [
+                r + ", " + name if r else name
+                for r, name in zip(reasons[mask], named[mask])
+            ]
+        columns["uncertain"] = flagged
+        columns["reasons"] = reasons
+        # one frame at once: added one by one, 200 class columns set off 100
+        # of pandas' PerformanceWarnings
+        return pd.DataFrame(columns, index=index)

@@ -9,8 +9,10 @@ from __future__ import annotations
 import math
 import numbers
 import sys
+import warnings
 
 import numpy as np
+from sklearn.utils.multiclass import check_classification_targets
 
 MULTICLASS_FORMS = ("vs_top", "simplex")
 
@@ -162,3 +164,43 @@ def check_class_indices(y, n_rows: int, n_classes: int) -> np.ndarray:
             f"{y.min()} to {y.max()}."
         )
     return y.astype(np.intp, copy=False)
+
+
+def distinct_labels(y) -> np.ndarray:
+    """The sorted distinct labels of ``y``; a clear error for labels of types
+    that cannot be sorted together (strings and numbers)."""
+    try:
+        return np.unique(y)
+    except TypeError:
+        kinds = sorted({type(label).__name__ for label in np.asarray(y).ravel()})
+        raise ValueError(
+            f"y mixes labels of different types ({', '.join(kinds)}), which cannot "
+            "be sorted into classes; convert them to one type first (e.g. all to "
+            "str)."
+        ) from None
+
+
+def class_labels(y, n_rows: int | None = None) -> np.ndarray:
+    """The sorted distinct labels of ``y`` (of ``n_rows`` labels in all, when
+    ``y`` holds the distinct labels of a larger array), checked to be classes.
+
+    The target type is a property of the distinct labels, so they are checked
+    instead of ``y`` (a pass over 10^6 labels saved), without the warning
+    about many classes that the distinct labels alone would set off: it is
+    given as it would be for ``y``.
+    """
+    classes = distinct_labels(y)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "The number of unique classes")
+        check_classification_targets(classes)
+    n_rows = len(y) if n_rows is None else n_rows
+    if len(classes) > 20 and len(classes) > 0.5 * n_rows:
+        # type_of_target's heuristic for a regression target, on y itself
+        warnings.warn(
+            "The number of unique classes is greater than 50% of the number of "
+            "samples. `y` could represent a regression problem, not a "
+            "classification problem.",
+            UserWarning,
+            stacklevel=3,
+        )
+    return classes

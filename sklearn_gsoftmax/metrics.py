@@ -31,7 +31,7 @@ from sklearn.utils.validation import (
 )
 
 from ._selective import accepted_accuracy_curve
-from ._ties import first_index_of_max, index_at_or_above
+from ._ties import below, first_index_of_max, index_at_or_above
 
 _PROBA_PARAMS = {
     "y_true": ["array-like"],
@@ -45,9 +45,13 @@ _BINNING_PARAMS = {
     "sample_weight": ["array-like", None],
 }
 
-#: The true class probability below which a wrong prediction counts as a
-#: confident error in :func:`calibration_report`.
-CONFIDENT_ERROR_PROBA = 1e-3
+#: The top-class probability from which a wrong prediction counts as a
+#: confident error in :func:`calibration_report`: one that a bounded model can
+#: give too (the gaussian link reaches it with 10 classes from n = 153), so
+#: that the count compares calibrators fairly. A true-class probability below
+#: 1e-3, the count before 0.3, is out of reach of a bounded model fitted on
+#: fewer than 1 000 samples, which favoured it by construction.
+CONFIDENT_ERROR_PROBA = 0.95
 
 
 def _check_probabilities(y_true, y_prob, labels):
@@ -324,7 +328,17 @@ def expected_calibration_error(
     )
 
 
-def _report_row(y_prob, index, weights, sample_weight, *, n_bins, strategy, below):
+def _report_row(
+    y_prob,
+    index,
+    weights,
+    sample_weight,
+    *,
+    n_bins,
+    strategy,
+    confident_above,
+    confident_below,
+):
     n_classes = y_prob.shape[1]
     rows = np.arange(len(index))
     kept = weights > 0
@@ -361,7 +375,14 @@ def _report_row(y_prob, index, weights, sample_weight, *, n_bins, strategy, belo
         ),
         "max_log_loss": float(losses.max()),
         "min_proba": float(y_prob[kept].min()),
-        "confident_errors": float(np.average(p_true < below, weights=weights)),
+        "confident_errors": float(
+            np.average(
+                (p_true < confident_below)
+                if confident_below is not None
+                else ~correct & ~below(y_prob.max(axis=1), confident_above),
+                weights=weights,
+            )
+        ),
         "accuracy": float(np.average(correct, weights=weights)),
     }
 
@@ -371,7 +392,8 @@ def _report_row(y_prob, index, weights, sample_weight, *, n_bins, strategy, belo
         "y_true": ["array-like"],
         "y_prob": ["array-like", Mapping],
         "labels": ["array-like", None],
-        "confident_below": [Interval(Real, 0, 1, closed="neither")],
+        "confident_above": [Interval(Real, 0, 1, closed="right")],
+        "confident_below": [Interval(Real, 0, 1, closed="neither"), None],
     }
     | _BINNING_PARAMS,
     prefer_skip_nested_validation=True,
@@ -384,7 +406,8 @@ def calibration_report(
     sample_weight=None,
     n_bins: int = 15,
     strategy: str = "uniform",
-    confident_below: float = CONFIDENT_ERROR_PROBA,
+    confident_above: float = CONFIDENT_ERROR_PROBA,
+    confident_below: float | None = None,
 ):
     """The mean and the worst of a model's probabilities, one row per model.
 
@@ -408,9 +431,14 @@ def calibration_report(
     strategy : {"uniform", "quantile"}, default="uniform"
         Bins of the expected calibration error; see
         :func:`expected_calibration_error`.
-    confident_below : float in (0, 1), default=1e-3
-        A prediction whose true class got a probability below this is a
-        confident error.
+    confident_above : float in (0, 1], default=0.95
+        A wrong prediction whose top class got a probability of at least this
+        is a confident error.
+    confident_below : float in (0, 1), default=None
+        Deprecated since 0.3: counts instead the samples whose true class got
+        a probability below this (the count of 0.2, at 1e-3). A bounded model
+        fitted on fewer than ``1 / confident_below`` samples cannot reach it,
+        so the count favours it by construction; use ``confident_above``.
 
     Returns
     -------
@@ -434,8 +462,8 @@ def calibration_report(
         ``min_proba``
             The smallest probability in ``y_prob``.
         ``confident_errors``
-            The share of the samples whose true class got a probability below
-            ``confident_below``.
+            The share of the samples predicted wrong with a top-class
+            probability of at least ``confident_above``.
         ``accuracy``
             The share of the samples whose top class is the true one.
 
@@ -456,7 +484,22 @@ def calibration_report(
     sure           0.105               0.0       1.0
     unsure         0.511               0.0       1.0
     """
-    options = {"n_bins": n_bins, "strategy": strategy, "below": confident_below}
+    if confident_below is not None:
+        warnings.warn(
+            "confident_below is deprecated since 0.3 and will be removed in 0.5: "
+            "a bounded model fitted on fewer than 1 / confident_below samples "
+            "cannot give such a probability, so the count favours it by "
+            "construction. Use confident_above (a wrong prediction at least that "
+            "confident).",
+            FutureWarning,
+            stacklevel=2,
+        )
+    options = {
+        "n_bins": n_bins,
+        "strategy": strategy,
+        "confident_above": confident_above,
+        "confident_below": confident_below,
+    }
     models = y_prob if isinstance(y_prob, Mapping) else {None: y_prob}
     rows = {}
     for name, proba in models.items():

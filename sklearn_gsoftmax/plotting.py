@@ -79,7 +79,8 @@ class ReliabilityDisplay:
     ``kind="classwise"``), for any number of classes. Under it, a histogram
     shows how many samples each bin holds; a shaded band marks the
     probabilities beyond the bounds of the model's link (for a model fitted
-    on ``n`` samples, about ``[1/n, 1 - 1/n]``), which it cannot give.
+    on ``n`` samples, ``[1/n, 1 - 1/n]`` for two classes, wider for more),
+    which it cannot give.
 
     Build it with :meth:`from_estimator` or :meth:`from_predictions`.
 

@@ -14,7 +14,8 @@ def test_priority_is_novel_first_then_least_confident_then_smallest_margin():
     margin = np.array([1.0, 0.1, 9.0, 7.0, 0.5])
     pvalues = np.array([0.5, 0.5, 0.01, 0.5, 0.02])
     order = priority_order(confidence, margin, pvalues, 0.05)
-    np.testing.assert_array_equal(order, [4, 2, 1, 0, 3])
+    # the most novel first, whatever its confidence
+    np.testing.assert_array_equal(order, [2, 4, 1, 0, 3])
     # saturated, equal confidences are ordered by the calibrated margin
     np.testing.assert_array_equal(priority_order(confidence, margin)[-2:], [3, 2])
 
@@ -92,3 +93,20 @@ def test_identical_candidates_still_fill_the_selection():
     model = GaussianSoftmaxClassifier(LogisticRegression(), cv=3).fit(X, y)
     chosen = model.select_for_labeling(np.repeat(X[:1], 10, axis=0), 4)
     np.testing.assert_array_equal(chosen, [0, 1, 2, 3])
+
+
+def test_a_few_novel_samples_in_a_large_pool_get_the_first_pick():
+    """Issue 22: novel samples saturate the link, so their own uncertainty is
+    small; 20 of them far out in a pool of 25 000 got none of 10 picks. The
+    most novel now stands for its cluster and comes first."""
+    X, y = make_classification(
+        n_samples=8_000, n_features=6, n_informative=4, n_classes=3, random_state=0
+    )
+    model = GaussianSoftmaxClassifier(LogisticRegression(max_iter=1000), cv=3)
+    model.fit(X[:2_000], y[:2_000])
+    rng = np.random.default_rng(0)
+    far = X[2_000:2_010] + rng.choice([-1.0, 1.0], size=(10, 6)) * 8.0
+    pool = np.vstack([X[2_000:], far])
+    chosen = model.select_for_labeling(pool, 10)
+    assert chosen[0] >= 6_000  # one of the far rows, first
+    assert len(set(chosen.tolist())) == 10

@@ -184,6 +184,22 @@ def test_report_of_several_models_by_hand():
     assert single == pytest.approx(table.loc["unsure"].to_dict())
 
 
+def test_confident_errors_are_ones_a_bounded_model_can_make():
+    """Issue 22: a wrong prediction at 0.96 is a confident error whatever the
+    smallest probability the model can give; the old count (true class below
+    1e-3) is out of reach of a model bounded at 1/n with n < 1 000."""
+    y = [0, 0, 1, 1]
+    bounded = [0.004, 0.96, 0.96, 0.5]  # the second sample wrong at 0.96
+    report = calibration_report(y, bounded)
+    assert report["confident_errors"] == pytest.approx(1 / 4)
+    assert calibration_report(y, bounded, confident_above=0.97)[
+        "confident_errors"
+    ] == pytest.approx(0.0)
+    with pytest.warns(FutureWarning, match="confident_below is deprecated"):
+        old = calibration_report(y, bounded, confident_below=1e-3)
+    assert old["confident_errors"] == 0.0
+
+
 def test_binary_as_one_column_or_two(rng):
     p1 = rng.random(50)
     y = rng.integers(2, size=50)

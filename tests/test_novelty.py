@@ -16,12 +16,12 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from sklearn_gsoftmax import GaussianSoftmaxCalibrator, GaussianSoftmaxClassifier
+from sklearn_gsoftmax._conformal import ConformalReference
 from sklearn_gsoftmax._novelty import (
     KNeighborsNovelty,
     NoveltyModel,
     capped_folds,
 )
-from sklearn_gsoftmax._uncertainty import ConformalReference
 
 
 class _Identity:
@@ -261,7 +261,7 @@ def test_bad_novelty_parameters_name_the_fix(params, match, dtype):
         GaussianSoftmaxCalibrator(**params).fit(scores, y)
 
 
-def test_features_a_detector_cannot_take_give_a_clear_error():
+def test_text_features_are_encoded_or_give_a_clear_error():
     X = pd.DataFrame({"a": ["x", "y"] * 50, "b": np.arange(100.0)})
     y = np.arange(100) % 2
 
@@ -272,11 +272,25 @@ def test_features_a_detector_cannot_take_give_a_clear_error():
         def decision_function(self, X):
             return super().decision_function(np.asarray(X)[:, 1:].astype(float))
 
+    # the default detector encodes the text column itself (issue 22); a
+    # category it never saw is novel
+    rng = np.random.default_rng(0)
+    mixed = pd.DataFrame({"a": rng.choice(["x", "y"], 300), "b": rng.normal(size=300)})
+    model = GaussianSoftmaxClassifier(StringTolerant(), cv=2).fit(mixed, mixed["b"] > 0)
+    unseen = mixed.iloc[:20].assign(a="z")
+    assert model.predict_frame(unseen)["novelty_pvalue"].max() < 0.05
+    assert model.predict_frame(mixed.iloc[:100])["novelty_pvalue"].median() > 0.2
+    # a detector of one's own must take what the estimator takes
     with pytest.raises(ValueError, match="novelty rule's detector.*Pipeline"):
-        GaussianSoftmaxClassifier(StringTolerant(), cv=2).fit(X, y)
+        GaussianSoftmaxClassifier(
+            StringTolerant(), cv=2, novelty_detector=IsolationForest()
+        ).fit(X, y)
     # without the rule, the same data fits
     GaussianSoftmaxClassifier(
-        StringTolerant(), cv=2, uncertainty_rules=("low_confidence",)
+        StringTolerant(),
+        cv=2,
+        uncertainty_rules=("low_confidence",),
+        novelty_detector=IsolationForest(),
     ).fit(X, y)
 
 

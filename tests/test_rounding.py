@@ -16,6 +16,7 @@ from sklearn.linear_model import LogisticRegression
 from threadpoolctl import threadpool_limits
 
 from sklearn_gsoftmax import GaussianSoftmaxCalibrator, GaussianSoftmaxClassifier
+from sklearn_gsoftmax._conformal import ConformalReference, conformal_sets
 from sklearn_gsoftmax._novelty import KNeighborsNovelty
 from sklearn_gsoftmax._selective import select_threshold
 from sklearn_gsoftmax._ties import (
@@ -27,7 +28,6 @@ from sklearn_gsoftmax._ties import (
     stable_order,
     tie_ranks,
 )
-from sklearn_gsoftmax._uncertainty import ConformalReference, conformal_sets
 
 ALL_RULES = ("low_confidence", "ambiguous", "out_of_range", "conformal", "novelty")
 

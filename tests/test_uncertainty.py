@@ -14,8 +14,8 @@ from sklearn_gsoftmax import (
     GaussianSoftmaxClassifier,
     gaussian_softmax,
 )
+from sklearn_gsoftmax._conformal import ConformalReference, conformal_sets
 from sklearn_gsoftmax._selective import accepted_accuracy_curve, select_threshold
-from sklearn_gsoftmax._uncertainty import ConformalReference, conformal_sets
 from sklearn_gsoftmax.metrics import risk_coverage_auc, risk_coverage_curve
 
 
@@ -95,7 +95,8 @@ def test_unreachable_target_flags_everything_quietly():
 @pytest.mark.parametrize("link", ["gaussian", "linear", "softmax"])
 def test_unreachable_target_warns_when_the_flag_is_used_not_in_fit(rng, link):
     """Issue 9: a fit (in a grid search, say) does not warn about a flag nobody
-    uses; every use of the flag does, once, and flags everything, also the
+    uses; the first use of the flag does, once per fitted model (issue 22:
+    not at every batch), and the flag flags everything, also the
     probabilities at the link's bound that no held-out prediction reached."""
     z = rng.normal(size=400)
     # right near the boundary, wrong where most confident: no set of the most
@@ -110,12 +111,17 @@ def test_unreachable_target_warns_when_the_flag_is_used_not_in_fit(rng, link):
     far = np.concatenate(
         [z, 1e3 * z, [-np.inf, np.inf][: 2 if link != "softmax" else 0]]
     )
-    for method in (calibrator.predict_uncertain, calibrator.predict_frame):
-        with pytest.warns(UserWarning, match="no confidence threshold reaches") as seen:
-            flags = method(far)
-        assert len(seen) == 1
-        flags = flags["uncertain"] if method == calibrator.predict_frame else flags
-        assert np.all(flags)
+    with pytest.warns(UserWarning, match="no confidence threshold reaches") as seen:
+        assert np.all(calibrator.predict_uncertain(far))
+    assert len(seen) == 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert np.all(calibrator.predict_frame(far)["uncertain"])
+        assert np.all(calibrator.predict_uncertain(far))
+    # a refit is a new model: it warns again
+    calibrator.fit(z, y)
+    with pytest.warns(UserWarning, match="no confidence threshold reaches"):
+        calibrator.predict_frame(far)
 
 
 @pytest.mark.parametrize("ensemble", [True, False])
@@ -532,7 +538,7 @@ def test_shift_report_with_a_zero_probability_label_does_not_warn():
 
 def test_conformal_reference_saved_sorted_still_loads():
     """Models saved before the sort was deferred hold the sorted arrays."""
-    from sklearn_gsoftmax._uncertainty import ConformalReference
+    from sklearn_gsoftmax._conformal import ConformalReference
 
     reference = ConformalReference.__new__(ConformalReference)
     reference.__setstate__(
