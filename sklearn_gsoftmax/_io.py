@@ -8,7 +8,13 @@ names the file, the column and, for bad values, the first bad row.
 
 from __future__ import annotations
 
+import bz2
+import contextlib
+import csv
+import gzip
+import io
 import json
+import lzma
 import os
 import zipfile
 from collections.abc import Iterator
@@ -22,6 +28,9 @@ from ._persistence import TRUSTED_TYPES
 #: Suffixes of the table formats; pandas reads the compressed CSV ones too.
 CSV_SUFFIXES = (".csv", ".csv.gz", ".csv.bz2", ".csv.xz", ".csv.zst", ".csv.zip")
 PARQUET_SUFFIXES = (".parquet", ".pq")
+
+#: How the row numbers in the messages count.
+ROWS_COUNTED = "rows counted from 1, header excluded"
 
 
 class CLIError(Exception):
@@ -58,7 +67,7 @@ def _parquet():
     return pyarrow, pyarrow.parquet
 
 
-def _unreadable(path, exc: Exception) -> CLIError:
+def _unreadable(path, exc: Exception | str) -> CLIError:
     message = " ".join(str(exc).split()) or type(exc).__name__
     return CLIError(f"cannot read {str(path)!r} as {table_format(path)}: {message}")
 
@@ -129,10 +138,14 @@ class ScoreTable:
             yield chunk[columns]
 
     def _csv_chunks(self, columns, chunksize):
+        check_field_counts(self.path)
+        # a header one field short of the rows would make pandas read the first
+        # column as the index; check_field_counts refuses such rows already
+        options = {"usecols": columns, "index_col": False}
         if chunksize is None:
-            yield pd.read_csv(self.path, usecols=columns)
+            yield pd.read_csv(self.path, **options)
             return
-        with pd.read_csv(self.path, usecols=columns, chunksize=chunksize) as reader:
+        with pd.read_csv(self.path, chunksize=chunksize, **options) as reader:
             yield from reader
 
     def _parquet_chunks(self, columns, chunksize):
@@ -148,6 +161,75 @@ class ScoreTable:
                 yield batch.to_pandas()
         except pyarrow.ArrowException as exc:
             raise _unreadable(self.path, exc) from None
+
+
+def _open_zstd(path, mode):
+    try:
+        import zstandard
+    except ImportError:
+        raise CLIError(
+            f"{str(path)!r} is compressed with zstandard, which is not installed; "
+            "install it with: pip install zstandard"
+        ) from None
+    return zstandard.open(path, mode)
+
+
+#: How pandas decompresses a CSV file, by the file name's last suffix.
+_DECOMPRESS = {"gz": gzip.open, "bz2": bz2.open, "xz": lzma.open, "zst": _open_zstd}
+
+
+@contextlib.contextmanager
+def _csv_text(path):
+    """The CSV file as text, decompressed as pandas decompresses it."""
+    suffix = Path(path).name.lower().rsplit(".", 1)[-1]
+    with contextlib.ExitStack() as stack:
+        if suffix == "zip":
+            archive = stack.enter_context(zipfile.ZipFile(path))
+            names = archive.namelist()
+            if len(names) != 1:  # as pandas
+                raise _unreadable(path, f"a zip archive of {len(names)} files, not 1")
+            binary = stack.enter_context(archive.open(names[0]))
+        else:
+            binary = stack.enter_context(_DECOMPRESS.get(suffix, open)(path, "rb"))
+        yield io.TextIOWrapper(binary, encoding="utf-8", newline="")
+
+
+def _bad_row(path, line, last_line, row, fields, header) -> CLIError:
+    quotes = (
+        f"; a quote left open joins lines {line} to {last_line}"
+        if last_line > line
+        else " (a field that holds a comma needs quotes)"
+    )
+    return CLIError(
+        f"line {line} of {str(path)!r} (data row {row}, {ROWS_COUNTED}) has "
+        f"{len(fields)} field(s) where the header has {len(header)}: fix or drop "
+        f"that row{quotes}"
+    )
+
+
+def check_field_counts(path: str | os.PathLike) -> None:
+    """Raise on the first CSV row with more or fewer fields than the header.
+
+    pandas fills a short row's missing fields with NaN, and when it reads only
+    some columns it drops a long row's extra fields (or, when every row has one
+    more, takes the first column as the index): the row's values would be
+    shifted or padded instead of refused. The file is streamed, once, by the
+    :mod:`csv` module, whose quoting rules are pandas' defaults.
+    """
+    line = row = 0
+    try:
+        with _csv_text(path) as text:
+            reader = csv.reader(text)
+            header = next(reader, None)
+            line = reader.line_num + 1
+            for fields in reader:
+                if fields:  # pandas skips blank lines
+                    row += 1
+                    if len(fields) != len(header):
+                        raise _bad_row(path, line, reader.line_num, row, fields, header)
+                line = reader.line_num + 1
+    except (csv.Error, lzma.LZMAError, zipfile.BadZipFile) as exc:
+        raise _unreadable(path, f"line {line}: {exc}") from None
 
 
 def default_score_columns(frame: pd.DataFrame, exclude) -> list[str]:
@@ -176,10 +258,6 @@ def _first_row(frame: pd.DataFrame, mask) -> int | None:
     if not mask.any():
         return None
     return int(frame.index[int(np.argmax(mask))]) + 1
-
-
-#: How the row numbers in the messages count.
-ROWS_COUNTED = "rows counted from 1, header excluded"
 
 
 def score_matrix(frame: pd.DataFrame, columns: list[str], names=None) -> pd.DataFrame:

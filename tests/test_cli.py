@@ -535,7 +535,12 @@ def test_unreadable_files(files, tmp_path, capsys):
     err = error_of(
         capsys, "predict", model, tmp_path / "open.csv", *out, "--chunksize", "50"
     )
-    assert "cannot read" in err and "as csv" in err
+    assert "line 201 of " in err and "(data row 200, " in err
+    assert err.endswith("a quote left open joins lines 201 to 301\n")
+    text[200] = "1200,\xff"  # not UTF-8
+    (tmp_path / "latin.csv").write_bytes("\n".join(text).encode("latin-1"))
+    err = error_of(capsys, "predict", model, tmp_path / "latin.csv", *out)
+    assert "cannot read" in err and "as csv: 'utf-8' codec can't decode" in err
     (tmp_path / "empty.csv").write_text("")
     err = error_of(capsys, "fit", tmp_path / "empty.csv", "--label-column", "y", *out)
     assert "cannot read" in err
@@ -793,3 +798,74 @@ def test_output_closed_by_the_reader_stops_quietly(files, monkeypatch):
             stdout.close()
         except OSError:
             pass
+
+
+# -- malformed rows ------------------------------------------------------------
+
+
+def csv_lines(frame, edits, *, blank_after=None):
+    """``frame`` as CSV lines, data row ``r`` (1-based) replaced by ``edits[r](line)``;
+    a blank line after data row ``blank_after``."""
+    lines = frame.to_csv(index=False).splitlines()
+    for row, edit in edits.items():
+        lines[row] = edit(lines[row])
+    if blank_after is not None:
+        lines.insert(blank_after + 1, "")
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize("command", ["fit", "report", "predict"])
+def test_rows_with_more_or_fewer_fields_than_the_header(
+    files, tmp_path, capsys, command
+):
+    """pandas would take the first column as the index (every row one field
+    long), drop the extra field of the columns not read, or pad a short row
+    with NaN: each is an error naming the file's line and the data row."""
+    root, frame, _ = files
+    argv = {
+        "fit": ["fit", "--label-column", "y", "-o", tmp_path / "m.skops"],
+        "report": ["report", root / "model.skops", "--label-column", "y"],
+        "predict": ["predict", root / "model.skops", "-o", tmp_path / "o.csv"],
+    }[command]
+    chunks = ["--chunksize", "50"] if command == "predict" else []
+    bad = tmp_path / "bad.csv"
+
+    def error(text):
+        bad.write_text(text)
+        return error_of(capsys, *argv[:-2], bad, *argv[-2:], *chunks)
+
+    every = csv_lines(frame, {r: lambda s: s + ",9" for r in range(1, M + 1)})
+    err = error(every)
+    assert f"line 2 of {str(bad)!r} (data row 1, rows counted from 1, header " in err
+    assert "has 6 field(s) where the header has 5: fix or drop that row (a field " in (
+        err
+    )
+    long = csv_lines(frame, {137: lambda s: s + ",x"}, blank_after=20)
+    assert "line 139 of " in error(long) and "(data row 137, " in error(long)
+    short = csv_lines(frame, {201: lambda s: s.rsplit(",", 1)[0]})
+    err = error(short)
+    assert "line 202 of " in err and "data row 201, " in err
+    assert "has 4 field(s) where the header has 5" in err
+    assert not (tmp_path / "o.csv").exists() and not (tmp_path / "m.skops").exists()
+
+
+def test_field_count_check_reads_compressed_csv_as_pandas_does(files, tmp_path):
+    import gzip
+    import zipfile
+
+    from sklearn_gsoftmax._io import CLIError, check_field_counts
+
+    _, frame, _ = files
+    text = csv_lines(frame, {5: lambda s: s + ",9"})
+    with gzip.open(tmp_path / "s.csv.gz", "wt") as stream:
+        stream.write(text)
+    with zipfile.ZipFile(tmp_path / "s.csv.zip", "w") as archive:
+        archive.writestr("s.csv", text)
+    for name in ("s.csv.gz", "s.csv.zip"):
+        with pytest.raises(CLIError, match=r"^line 6 of .*\(data row 5, "):
+            check_field_counts(tmp_path / name)
+    with zipfile.ZipFile(tmp_path / "two.csv.zip", "w") as archive:
+        archive.writestr("a.csv", text)
+        archive.writestr("b.csv", text)
+    with pytest.raises(CLIError, match="a zip archive of 2 files, not 1"):
+        check_field_counts(tmp_path / "two.csv.zip")
