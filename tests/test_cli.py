@@ -743,9 +743,9 @@ def test_unnamed_model_on_a_file_without_an_id(files, tmp_path, capsys, unnamed_
 def test_subcommand_help_and_required_arguments(files, tmp_path, capsys):
     root, _, _ = files
     with pytest.raises(SystemExit) as info:
-        main([])
+        main(["--link", "linear"])  # an option of a command, without the command
     assert info.value.code == 2
-    assert "the following arguments are required: command" in capsys.readouterr().err
+    assert "argument command: invalid choice: 'linear'" in capsys.readouterr().err
     for command, phrase in (
         ("predict", "Write predict_frame's columns (prediction, proba_<class>,"),
         ("report", "--label-column LABEL_COLUMN the column of labels"),
@@ -869,3 +869,83 @@ def test_field_count_check_reads_compressed_csv_as_pandas_does(files, tmp_path):
         archive.writestr("b.csv", text)
     with pytest.raises(CLIError, match="a zip archive of 2 files, not 1"):
         check_field_counts(tmp_path / "two.csv.zip")
+
+
+# -- the bare command, --version and demo --------------------------------------
+
+
+@pytest.mark.parametrize("demo_by_default", [False, True])
+def test_version(capsys, demo_by_default):
+    with pytest.raises(SystemExit) as info:
+        main(["--version"], demo_by_default=demo_by_default)
+    assert info.value.code == 0
+    assert capsys.readouterr().out == f"sklearn-gsoftmax {__version__}\n"
+
+
+@pytest.fixture
+def demo_calls(monkeypatch):
+    """The arguments of each run of the demo, which is not run."""
+    import sklearn_gsoftmax._cli as cli_module
+
+    calls = []
+    monkeypatch.setattr(cli_module, "demo", lambda args: calls.append(args) or 0)
+    return calls
+
+
+def test_bare_console_script_prints_the_help(demo_calls, capsys):
+    from sklearn_gsoftmax.__main__ import _main
+
+    assert _main([]) == 0
+    assert demo_calls == []
+    text = " ".join(capsys.readouterr().out.split())
+    assert text.startswith("usage: sklearn-gsoftmax [-h] [--version] {fit,")
+    for line in (
+        "fit fit a calibrator on labelled scores",
+        "info a model file's parameters and the version that saved it",
+        "demo the demo on a bundled dataset (what `python -m sklearn_gsoftmax` runs)",
+        "`sklearn-gsoftmax demo` runs the demo, as does `python -m sklearn_gsoftmax` "
+        "without a command.",
+    ):
+        assert line in text
+
+
+def test_demo_runs_from_either_entry_point(demo_calls, capsys):
+    from sklearn_gsoftmax.__main__ import _main
+
+    assert _main(["demo", "--dataset", "wine", "--seed", "3"]) == 0
+    assert _main([], demo_by_default=True) == 0
+    assert _main(["--shifted-fraction", "0.2"], demo_by_default=True) == 0
+    assert [(a.dataset, a.seed, a.shifted_fraction) for a in demo_calls] == [
+        ("wine", 3, 0.3),
+        ("digits", 0, 0.3),
+        ("digits", 0, 0.2),
+    ]
+    # a command goes to the command either way
+    with pytest.raises(SystemExit):
+        _main(["info", "--help"], demo_by_default=True)
+    assert len(demo_calls) == 3
+    with pytest.raises(SystemExit) as info:
+        _main(["demo", "--shifted-fraction", "1"])
+    assert info.value.code == 2
+    assert "argument --shifted-fraction: must lie in (0, 1), got 1" in (
+        capsys.readouterr().err
+    )
+    with pytest.raises(SystemExit):
+        _main(["demo", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert text.startswith("usage: sklearn-gsoftmax demo [-h] [--dataset")
+    assert text.endswith(
+        "On score files exported from any model: fit, predict, report, info "
+        "(sklearn-gsoftmax --help lists them; sklearn-gsoftmax COMMAND --help, or "
+        "python -m sklearn_gsoftmax COMMAND --help, says more)."
+    )
+
+
+def test_console_script_without_arguments_as_users_run_it():
+    script = Path(sys.executable).with_name("sklearn-gsoftmax")
+    if not script.exists():
+        pytest.skip("the console script is not installed next to the interpreter")
+    result = subprocess.run([script], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("usage: sklearn-gsoftmax [-h] [--version]")
+    assert result.stderr == ""
