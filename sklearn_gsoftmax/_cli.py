@@ -21,6 +21,7 @@ from ._io import (
     CLIError,
     ScoreTable,
     TableWriter,
+    check_model_name,
     default_score_columns,
     labels_of,
     load_model,
@@ -123,6 +124,7 @@ def fit(args) -> int:
     from ._calibrator import GaussianSoftmaxCalibrator
 
     _check_distinct(args.scores, args.output)
+    check_model_name(args.output)
     table = ScoreTable(args.scores)
     table.require([args.label_column], "label")
     exclude = {args.label_column, args.id_column}
@@ -395,9 +397,12 @@ One score column for two classes (positive: the second label in sorted order),
 or one column per class in the order of the sorted labels."""
 
 
+MODEL_HELP = "a model file saved by 'fit' (*.skops)"
+
+
 def _add_model_and_scores(parser, scores_help: str) -> None:
     """The arguments of the subcommands that apply a saved model to a file."""
-    parser.add_argument("model", help="a model file saved by 'fit'")
+    parser.add_argument("model", help=MODEL_HELP)
     parser.add_argument("scores", help=scores_help)
     parser.add_argument(
         "--score-columns",
@@ -457,7 +462,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="comma-separated rules of the uncertain flag, among "
         f"{', '.join(RULES)} (default: {default_rules})",
     )
-    p.add_argument("-o", "--output", required=True, help="the model file (.skops)")
+    p.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        help="the model file, *.skops (skops loads it without running code; "
+        "pickle and joblib files are refused, since loading one runs code)",
+    )
     p.set_defaults(run=fit)
 
     p = commands.add_parser(
@@ -504,7 +515,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Print a model file's parameters, fitted values and the "
         "sklearn-gsoftmax version that saved it.",
     )
-    p.add_argument("model", help="a model file saved by 'fit'")
+    p.add_argument("model", help=MODEL_HELP)
     p.set_defaults(run=info)
 
     p = commands.add_parser(

@@ -371,6 +371,42 @@ def _skops():
     return skops.io
 
 
+#: The suffix of the model files ``fit`` writes, and of the pickle family the
+#: command line refuses: loading a pickle or joblib file runs any code it holds.
+MODEL_SUFFIX = ".skops"
+PICKLE_SUFFIXES = (".pkl", ".pickle", ".joblib")
+
+
+def check_model_name(path: str | os.PathLike) -> None:
+    """Refuse to save a model under a name that says another format."""
+    suffix = Path(path).suffix.lower()
+    if suffix == MODEL_SUFFIX:
+        return
+    said = f"says {suffix}" if suffix else "has no suffix"
+    raise CLIError(
+        f"the model file name {str(path)!r} {said}, but fit saves with skops, "
+        f"which predict, report and info load without running code; name it "
+        f"*{MODEL_SUFFIX}"
+    )
+
+
+def _refuse_by_name(path: str | os.PathLike) -> None:
+    """Refuse a model file whose name says it is a pickle or a score table."""
+    name = Path(path).name.lower()
+    if name.endswith(PICKLE_SUFFIXES):
+        raise CLIError(
+            f"{str(path)!r} is named as a pickle: the command line does not load "
+            "pickle or joblib files, since loading one runs any code it holds; "
+            f"save the model with skops (skops.io.dump(model, 'model{MODEL_SUFFIX}'),"
+            " or 'fit ... -o model.skops')"
+        )
+    if name.endswith(CSV_SUFFIXES + PARQUET_SUFFIXES):
+        raise CLIError(
+            f"{str(path)!r} is named as a score file, not a model file: the model "
+            "file comes first (COMMAND MODEL SCORES)"
+        )
+
+
 def save_model(model, path: str | os.PathLike) -> None:
     _skops().dump(model, path)
 
@@ -384,6 +420,7 @@ def load_model(path: str | os.PathLike):
     """
     from ._calibrator import GaussianSoftmaxCalibrator
 
+    _refuse_by_name(path)
     sio = _skops()
     check_exists(path)
     not_ours = f"{str(path)!r} is not a model file of sklearn-gsoftmax"

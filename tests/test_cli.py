@@ -949,3 +949,55 @@ def test_console_script_without_arguments_as_users_run_it():
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("usage: sklearn-gsoftmax [-h] [--version]")
     assert result.stderr == ""
+
+
+# -- model file formats --------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name, said", [("m.pkl", "says .pkl"), ("m.joblib", "says .joblib"),
+                   ("model", "has no suffix")]
+)  # fmt: skip
+def test_fit_writes_skops_files_only(files, tmp_path, capsys, name, said):
+    root, _, _ = files
+    out = tmp_path / name
+    argv = ["fit", root / "scores.csv", "--label-column", "y", "--id-column", "id"]
+    err = error_of(capsys, *argv, "-o", out)
+    assert f"the model file name {str(out)!r} {said}, but fit saves with skops, " in err
+    assert err.rstrip("\n").endswith("load without running code; name it *.skops")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("command", ["predict", "report", "info"])
+def test_pickled_models_are_refused_unloaded(files, tmp_path, capsys, command):
+    """Loading a pickle runs the code it holds: the payload would write the
+    marker."""
+    import pickle
+
+    root, _, _ = files
+    marker = tmp_path / "marker"
+    payload = (Path.write_text, (marker, "ran"))
+    evil = type("Evil", (), {"__reduce__": lambda self: payload})()
+    rest = {
+        "predict": [root / "scores.csv", "-o", tmp_path / "o.csv"],
+        "report": [root / "scores.csv", "--label-column", "y"],
+        "info": [],
+    }[command]
+    for name in ("m.pkl", "m.pickle", "m.joblib"):
+        (tmp_path / name).write_bytes(pickle.dumps(evil))
+        err = error_of(capsys, command, tmp_path / name, *rest)
+        assert f"{str(tmp_path / name)!r} is named as a pickle: the command line " in (
+            err
+        )
+        assert (
+            "since loading one runs any code it holds; save the model with skops"
+            in (err)
+        )
+    assert not marker.exists()
+
+
+def test_model_and_scores_given_in_the_wrong_order(files, tmp_path, capsys):
+    root, _, _ = files
+    argv = ["predict", root / "scores.csv", root / "model.skops"]
+    err = error_of(capsys, *argv, "-o", tmp_path / "o.csv")
+    assert "is named as a score file, not a model file: the model file comes " in err
