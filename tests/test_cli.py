@@ -480,7 +480,9 @@ def test_missing_columns_and_files(files, tmp_path, capsys):
     root, frame, _ = files
     model, scores = root / "model.skops", root / "scores.csv"
     out = ["-o", tmp_path / "out.csv"]
-    err = error_of(capsys, "fit", scores, "--label-column", "z", *out)
+    err = error_of(
+        capsys, "fit", scores, "--label-column", "z", "-o", tmp_path / "m.skops"
+    )
     assert "has no label column 'z'; its columns are id, a, b, c, y" in err
     err = error_of(capsys, "report", model, scores, "--label-column", "z")
     assert "has no label column 'z'" in err
@@ -542,7 +544,10 @@ def test_unreadable_files(files, tmp_path, capsys):
     err = error_of(capsys, "predict", model, tmp_path / "latin.csv", *out)
     assert "cannot read" in err and "as csv: 'utf-8' codec can't decode" in err
     (tmp_path / "empty.csv").write_text("")
-    err = error_of(capsys, "fit", tmp_path / "empty.csv", "--label-column", "y", *out)
+    err = error_of(
+        capsys, "fit", tmp_path / "empty.csv", "--label-column", "y", "-o",
+        tmp_path / "m.skops",
+    )  # fmt: skip
     assert "cannot read" in err
     frame.iloc[:0].to_csv(tmp_path / "header.csv", index=False)
     err = error_of(capsys, "predict", model, tmp_path / "header.csv", *out)
