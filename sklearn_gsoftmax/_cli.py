@@ -17,17 +17,26 @@ from pathlib import Path
 
 import numpy as np
 
+from ._columns import (
+    agreement_with_chance,
+    default_score_columns,
+    describe_fitted_pairing,
+    label_pairs,
+    looks_like_ids,
+    match_to_labels,
+    pairing_of,
+)
 from ._io import (
     CLIError,
     ScoreTable,
     TableWriter,
     check_model_name,
-    default_score_columns,
     labels_of,
     load_model,
     save_model,
     saved_by,
     score_matrix,
+    weights_of,
 )
 
 PROG = "sklearn-gsoftmax"
@@ -35,6 +44,10 @@ MODULE_PROG = "python -m sklearn_gsoftmax"
 SCORE_COMMANDS = ("fit", "predict", "report", "info")
 COMMANDS = (*SCORE_COMMANDS, "demo")
 DEFAULT_CHUNKSIZE = 10**6
+
+#: A fitted map whose probabilities differ from their mean by less than this on
+#: average (total-variation distance) hardly tells the rows apart: flat.
+FLAT = 0.05
 
 
 def _split(text: str | None) -> list[str] | None:
@@ -46,7 +59,25 @@ def _check_distinct(source, output) -> None:
         raise CLIError(f"the output {str(output)!r} would overwrite the input")
 
 
-def _model_columns(model, table: ScoreTable, requested, exclude):
+def _roles(args) -> dict:
+    """The columns given another role than scores (label, id, weight), by name."""
+    roles = {
+        getattr(args, f"{role}_column", None): role
+        for role in ("label", "id", "weight")
+    }
+    roles.pop(None, None)
+    return roles
+
+
+def _refuse_roles(columns, roles: dict) -> None:
+    for column in columns:
+        if column in roles:
+            raise CLIError(
+                f"the {roles[column]} column {column!r} is also a score column"
+            )
+
+
+def _model_columns(model, table: ScoreTable, requested, roles: dict):
     """The file's columns to read as the model's scores, and the names the model
     knows them by (``None`` for a model fitted on an unnamed array)."""
     names = getattr(model, "feature_names_in_", None)
@@ -59,8 +90,8 @@ def _model_columns(model, table: ScoreTable, requested, exclude):
         columns = names
         source = "the model names"
     else:
-        columns = [c for c in table.columns if c not in exclude]
-        besides = ", ".join(repr(c) for c in sorted(exclude) if c is not None)
+        columns = [c for c in table.columns if c not in roles]
+        besides = ", ".join(repr(c) for c in sorted(roles))
         source = f"the file has (besides {besides or 'none'})"
     if len(columns) != expected:
         raise CLIError(
@@ -68,6 +99,7 @@ def _model_columns(model, table: ScoreTable, requested, exclude):
             f"on {expected}; pass --score-columns with {expected} column name(s)"
         )
     table.require(columns, "score")
+    _refuse_roles(columns, roles)
     return columns, names
 
 
@@ -87,19 +119,14 @@ def _map_line(model) -> tuple[str, str]:
     )
 
 
-def _describe(model) -> list[tuple[str, str]]:
-    """What a fitted calibrator holds, as (name, value) lines for fit and info."""
+def _describe(model, pairing: str) -> list[tuple[str, str]]:
+    """What a fitted calibrator holds, as (name, value) lines for fit and info;
+    ``pairing`` says which score column scores which class."""
     classes = [str(c) for c in model.classes_]
-    names = getattr(model, "feature_names_in_", None)
     offsets = ", ".join(f"{c} {b:.6g}" for c, b in zip(classes, model.intercept_))
     return [
         ("classes", ", ".join(classes)),
-        (
-            "score columns",
-            ", ".join(map(str, names))
-            if names is not None
-            else f"{model.n_features_in_} (unnamed)",
-        ),
+        ("score columns", pairing),
         ("n (probability bound 1/n)", f"{model.n_samples_:g}"),
         ("n of the link (ceiling)", f"{model.n_link_:.6g}"),
         _map_line(model),
@@ -120,32 +147,104 @@ def _print_pairs(pairs, indent: str = "  ") -> None:
         print(f"{indent}{name:<{width}}  {value}")
 
 
+def _fit_columns(args, table: ScoreTable):
+    """The rows to fit on, the score columns, and where their order comes from."""
+    roles = _roles(args)
+    for column, role in roles.items():
+        table.require([column], role)
+    requested = _split(args.score_columns)
+    if requested is not None:
+        table.require(requested, "score")
+        _refuse_roles(requested, roles)
+        frame = table.read(list(dict.fromkeys([*roles, *requested])))
+        return frame, requested, "the order of --score-columns"
+    frame = table.read(table.columns)
+    columns = default_score_columns(frame, roles)
+    if not columns:
+        raise CLIError(
+            f"{args.scores!r} has no numeric column besides the "
+            f"{', '.join(roles.values())} column(s); pass --score-columns"
+        )
+    for column in columns:
+        if looks_like_ids(frame[column]):
+            # it would be fitted as a class's score
+            raise CLIError(
+                f"column {column!r} looks like a row id, not a score (distinct "
+                f"integers, one per row): leave it out with --id-column {column} "
+                "(or, if it is a score, list the scores with --score-columns)"
+            )
+    return frame, columns, "the file's order"
+
+
+def _order_by_labels(columns: list, classes, order: str):
+    """The score columns in the order of ``classes``, and the source of that
+    order (``None`` when matched by name or for a single binary score)."""
+    if len(columns) == 1 and len(classes) == 2:
+        return columns, None
+    if len(columns) != len(classes):
+        raise CLIError(
+            f"{len(columns)} score column(s) ({', '.join(map(str, columns))}) for "
+            f"{len(classes)} classes ({', '.join(map(str, classes))}): a calibrator "
+            "takes one score column per class, or one for two classes; list them "
+            "with --score-columns (or leave ids and weights out with --id-column "
+            "and --weight-column)"
+        )
+    matched = match_to_labels(columns, classes)
+    return (columns, order) if matched is None else (matched, None)
+
+
+def _warn_if_mispaired(model, scores, y, weights, order: str) -> None:
+    """Warn when score columns paired with the classes by position look paired
+    with the wrong ones: a flat fit, or the highest score no better than chance."""
+    classes, columns = model.classes_, model.feature_names_in_
+    agreement, chance = agreement_with_chance(scores.to_numpy(), y, classes, weights)
+    proba = model.predict_proba(scores)
+    mean = np.average(proba, axis=0, weights=weights)
+    movement = np.average(0.5 * np.abs(proba - mean).sum(axis=1), weights=weights)
+    facts = []
+    if agreement <= chance:
+        facts.append(
+            f"the highest score is the row's label on {agreement:.1%} of the rows, "
+            f"no more than always answering the most common class ({chance:.1%})"
+        )
+    if movement < FLAT:
+        facts.append(
+            "the fitted map is flat (its probabilities differ from their mean by "
+            f"{movement:.1%} on average)"
+        )
+    if facts:
+        warnings.warn(
+            f"the score columns may be paired with the wrong classes: "
+            f"{'; '.join(facts)}. They are paired in {order} with the sorted "
+            f"labels ({label_pairs(classes, columns)}); if that is wrong, rename "
+            f"the columns to contain the labels (e.g. score_{classes[0]}) or pass "
+            "--score-columns in the order of the sorted labels: "
+            f"{', '.join(map(str, classes))}",
+            UserWarning,
+            stacklevel=2,
+        )
+
+
+def _n_source(args) -> str:
+    if args.n_samples is not None:
+        return "--n-samples"
+    if args.weight_column is not None:
+        return f"the sum of the weights in {args.weight_column!r}"
+    return "the file's row count"
+
+
 def fit(args) -> int:
     from ._calibrator import GaussianSoftmaxCalibrator
 
     _check_distinct(args.scores, args.output)
     check_model_name(args.output)
     table = ScoreTable(args.scores)
-    table.require([args.label_column], "label")
-    exclude = {args.label_column, args.id_column}
-    requested = _split(args.score_columns)
-    if requested is not None:
-        table.require(requested, "score")
-        if args.label_column in requested:
-            raise CLIError(
-                f"the label column {args.label_column!r} is also a score column"
-            )
-        frame = table.read([args.label_column, *requested])
-        columns = requested
-    else:
-        frame = table.read(table.columns)
-        columns = default_score_columns(frame, exclude)
-        if not columns:
-            raise CLIError(
-                f"{args.scores!r} has no numeric column besides the label; pass "
-                "--score-columns"
-            )
+    frame, columns, order = _fit_columns(args, table)
     y = labels_of(frame, args.label_column)
+    weights = (
+        None if args.weight_column is None else weights_of(frame, args.weight_column)
+    )
+    columns, order = _order_by_labels(columns, np.unique(y), order)
     scores = score_matrix(frame, columns)
     calibrator = GaussianSoftmaxCalibrator(
         link=args.link,
@@ -153,14 +252,15 @@ def fit(args) -> int:
         n_samples=args.n_samples,
         target_accuracy=args.target_accuracy,
         **({} if args.rules is None else {"uncertainty_rules": _split(args.rules)}),
-    ).fit(scores, y)
+    ).fit(scores, y, sample_weight=weights)
+    if order is not None:
+        _warn_if_mispaired(calibrator, scores, y, weights, order)
     save_model(calibrator, args.output)
-    n_source = "--n-samples" if args.n_samples is not None else "the file's row count"
     print(
         f"fitted GaussianSoftmaxCalibrator(link={args.link!r}) on {len(y)} rows "
-        f"of {args.scores!r} (n from {n_source}):"
+        f"of {args.scores!r} (n from {_n_source(args)}):"
     )
-    _print_pairs(_describe(calibrator))
+    _print_pairs(_describe(calibrator, pairing_of(calibrator.classes_, columns, order)))
     print(f"saved to {args.output!r}")
     return 0
 
@@ -172,7 +272,7 @@ def predict(args) -> int:
     id_columns = [] if args.id_column is None else [args.id_column]
     table.require(id_columns, "id")
     columns, names = _model_columns(
-        model, table, _split(args.score_columns), set(id_columns)
+        model, table, _split(args.score_columns), _roles(args)
     )
     total = flagged = written = 0
     with TableWriter(args.output) as writer:
@@ -197,58 +297,79 @@ def predict(args) -> int:
     return 0
 
 
-def _calibration_table(y, proba, model, uncertain) -> dict:
+def _calibration_table(y, proba, model, uncertain, weights=None) -> dict:
     """The calibration metrics of one model's predictions, plus what the flag
-    does: the share it routes to review and the accuracy of the rest."""
+    does: the share it routes to review and the accuracy of the rest (each
+    weighted by ``weights`` when given)."""
     from .metrics import calibration_report
 
-    row = dict(calibration_report(y, proba, labels=model.classes_))
+    row = dict(
+        calibration_report(y, proba, labels=model.classes_, sample_weight=weights)
+    )
     accepted = ~uncertain
     correct = model.classes_[np.argmax(proba, axis=1)] == y
-    row["flagged"] = float(uncertain.mean())
+    kept = np.ones(len(y)) if weights is None else weights
+    row["flagged"] = float(np.average(uncertain, weights=kept))
     row["accepted_accuracy"] = (
-        float(correct[accepted].mean()) if accepted.any() else float("nan")
+        float(np.average(correct[accepted], weights=kept[accepted]))
+        if kept[accepted].sum() > 0
+        else float("nan")
     )
     return row
+
+
+def _check_known_labels(y, classes) -> None:
+    unknown = ~np.isin(y, classes)
+    if not unknown.any():
+        return
+    row = int(np.argmax(unknown))
+    hint = ""
+    if str(y[row]) in map(str, classes):  # "1" read as text, 1 fitted as a number
+        kind = "text" if isinstance(classes[0], str) else "numbers"
+        hint = f"; the model's classes are {kind}: store the labels as {kind}"
+    raise CLIError(
+        f"label {y[row]!r} at data row {row + 1} is not a class of the model "
+        f"({', '.join(map(str, classes))}){hint}"
+    )
 
 
 def report(args) -> int:
     model = load_model(args.model)
     table = ScoreTable(args.scores)
-    table.require([args.label_column], "label")
-    columns, names = _model_columns(
-        model, table, _split(args.score_columns), {args.label_column}
-    )
-    frame = table.read([args.label_column, *columns])
+    roles = _roles(args)
+    for column, role in roles.items():
+        table.require([column], role)
+    columns, names = _model_columns(model, table, _split(args.score_columns), roles)
+    frame = table.read([*roles, *columns])
     y = labels_of(frame, args.label_column)
-    unknown = ~np.isin(y, model.classes_)
-    if unknown.any():
-        row = int(np.argmax(unknown))
-        raise CLIError(
-            f"label {y[row]!r} at data row {row + 1} is not a class of the model "
-            f"({', '.join(map(str, model.classes_))})"
-        )
+    _check_known_labels(y, model.classes_)
+    weights = (
+        None if args.weight_column is None else weights_of(frame, args.weight_column)
+    )
     scores = _scores(frame, columns, names)
     proba = model.predict_proba(scores)
     uncertain = model.predict_uncertain(scores)
-    metrics = _calibration_table(y, proba, model, uncertain)
-    print(f"calibration on {len(y)} labelled rows of {args.scores!r}:")
+    metrics = _calibration_table(y, proba, model, uncertain, weights)
+    weighted = "" if weights is None else f", weighted by {args.weight_column!r}"
+    print(f"calibration on {len(y)} labelled rows of {args.scores!r}{weighted}:")
     _print_pairs([(str(k), f"{v:.4g}") for k, v in metrics.items()])
     print(
         "  (flagged: share of predictions the uncertain flag routes to review; "
         "accepted_accuracy: accuracy of the others)"
     )
-    _report_shift(model, scores, y)
+    _report_shift(model, scores, y, weighted=weights is not None)
     return 0
 
 
-def _report_shift(model, scores, y) -> None:
+def _report_shift(model, scores, y, *, weighted: bool) -> None:
     try:
         checks = model.shift_report(scores, y)
     except ValueError as exc:  # too few rows to test
         print(f"\nshift: not tested ({' '.join(str(exc).split())})")
         return
-    print("\nshift of this batch from the fitted data:")
+    # the tests count rows: a weight is not a number of rows there
+    unweighted = ", each row counted once" if weighted else ""
+    print(f"\nshift of this batch from the fitted data{unweighted}:")
     # to_string never wraps or elides columns, whatever the display options
     print(checks.to_string(float_format="{:.4g}".format))
     shifted = checks.index[checks["shifted"].to_numpy(dtype=bool)]
@@ -274,12 +395,16 @@ def info(args) -> int:
     _print_pairs([(k, repr(v)) for k, v in sorted(model.get_params().items())])
     print("fitted:")
     names = getattr(model, "feature_names_in_", None)
-    names = range(model.n_features_in_) if names is None else names
+    if names is None:
+        pairing = f"{model.n_features_in_} (unnamed)"
+        names = range(model.n_features_in_)
+    else:
+        pairing = describe_fitted_pairing(model.classes_, list(names))
     ranges = ", ".join(
         f"{name} [{low:.4g}, {high:.4g}]"
         for name, low, high in zip(names, *model.score_range_)
     )
-    _print_pairs([*_describe(model), ("score range seen in fit", ranges)])
+    _print_pairs([*_describe(model, pairing), ("score range seen in fit", ranges)])
     return 0
 
 
@@ -441,6 +566,11 @@ def build_parser() -> argparse.ArgumentParser:
         "the label and the id column)",
     )
     p.add_argument("--id-column", help="a column to leave out of the scores")
+    p.add_argument(
+        "--weight-column",
+        help="a column of sample weights (frequency weights: non-negative numbers); "
+        "without --n-samples, n is then their sum",
+    )
     p.add_argument("--link", choices=LINKS, default="gaussian")
     p.add_argument("--multiclass", choices=MULTICLASS_FORMS, default="vs_top")
     p.add_argument(
@@ -507,6 +637,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_model_and_scores(p, "CSV or Parquet file of scores and labels")
     p.add_argument("--label-column", required=True, help="the column of labels")
+    p.add_argument(
+        "--weight-column",
+        help="a column of sample weights: the metrics, the share flagged and the "
+        "accuracy of the accepted predictions are weighted (the shift check "
+        "counts each row once)",
+    )
     p.set_defaults(run=report)
 
     p = commands.add_parser(

@@ -232,25 +232,6 @@ def check_field_counts(path: str | os.PathLike) -> None:
         raise _unreadable(path, f"line {line}: {exc}") from None
 
 
-def default_score_columns(frame: pd.DataFrame, exclude) -> list[str]:
-    """Every column but ``exclude`` that holds numbers.
-
-    A column of text with a few numbers in it is kept, so that its bad values
-    are reported with their row instead of the column silently dropping out of
-    the scores; a column without a single number (a name, a date) is skipped.
-    """
-    columns = []
-    for name in frame.columns:
-        if name in exclude:
-            continue
-        values = frame[name]
-        if pd.api.types.is_numeric_dtype(values) or (
-            pd.to_numeric(values, errors="coerce").notna().any()
-        ):
-            columns.append(name)
-    return columns
-
-
 def _first_row(frame: pd.DataFrame, mask) -> int | None:
     """The 1-based data row of the file (the header not counted) of the first
     True in ``mask``, read from the frame's 0-based row index; ``None`` if none."""
@@ -290,14 +271,48 @@ def score_matrix(frame: pd.DataFrame, columns: list[str], names=None) -> pd.Data
 
 
 def labels_of(frame: pd.DataFrame, column: str) -> np.ndarray:
-    """The label column as an array; raises on the first missing label."""
-    row = _first_row(frame, frame[column].isna())
+    """The label column as an array; raises on the first missing label and on
+    labels that mix text and numbers (which cannot be sorted into classes)."""
+    values = frame[column]
+    row = _first_row(frame, values.isna())
     if row is not None:
         raise CLIError(
             f"label column {column!r} has a missing value at data row {row} "
             f"({ROWS_COUNTED})"
         )
-    return frame[column].to_numpy()
+    if pd.api.types.infer_dtype(values) in ("mixed", "mixed-integer"):
+        text = values.map(lambda label: isinstance(label, str))
+        first_text, first_other = _first_row(frame, text), _first_row(frame, ~text)
+        raise CLIError(
+            f"label column {column!r} mixes text and other values: data row "
+            f"{first_text} holds {values.loc[first_text - 1]!r} and data row "
+            f"{first_other} {values.loc[first_other - 1]!r} ({ROWS_COUNTED}); "
+            "store the labels as one type, all text or all numbers"
+        )
+    return values.to_numpy()
+
+
+def weights_of(frame: pd.DataFrame, column: str) -> np.ndarray:
+    """The weight column as float64; raises on the first row without a
+    non-negative finite number, and on weights that are all zero."""
+    values = frame[column]
+    numeric = pd.to_numeric(values, errors="coerce")
+    weights = numeric.to_numpy(dtype=np.float64, na_value=np.nan)
+    row = _first_row(frame, ~(weights >= 0) | np.isinf(weights))
+    if row is not None:
+        value = values.loc[[row - 1]].tolist()[0]  # a Python scalar, for repr
+        holds = "a missing value" if pd.isna(value) else repr(value)
+        raise CLIError(
+            f"weight column {column!r} holds {holds} at data row {row} "
+            f"({ROWS_COUNTED}); weights are frequency weights: non-negative "
+            "numbers"
+        )
+    if not weights.any():
+        raise CLIError(
+            f"weight column {column!r} is zero in every row; at least one row "
+            "needs a positive weight"
+        )
+    return weights
 
 
 class TableWriter:

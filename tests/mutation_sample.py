@@ -69,6 +69,7 @@ TESTS_OF = {
     "_classifier": ["test_classifier.py", "test_sklearn_compat.py", "test_novelty.py"],
     "_cli": ["test_cli.py"],
     "_io": ["test_cli.py"],
+    "_columns": ["test_cli.py"],
     "_fitting": ["test_fit_guards.py", "test_robust_fit.py", "test_derivatives.py"],
     "_search": ["test_robust_fit.py", "test_fit_guards.py"],
     "_labeling": ["test_labeling.py"],

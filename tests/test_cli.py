@@ -207,7 +207,7 @@ def test_predict_as_users_run_it(files, tmp_path):
     root, frame, model = files
     out = tmp_path / "out.csv"
     result = run("predict", root / "model.skops", root / "scores.csv", "-o", out,
-                 "--only-uncertain", "--chunksize", 1)  # fmt: skip
+                 "--only-uncertain", "--chunksize", 64)  # fmt: skip
     assert result.returncode == 0, result.stderr
     flagged = int(model.predict_uncertain(frame[SCORES]).sum())
     assert f"{M} rows scored, {flagged} flagged uncertain; wrote {flagged} " in (
@@ -352,7 +352,10 @@ def test_info_shows_parameters_and_the_saving_version(files, capsys):
     assert lines[1] == "parameters:" and "fitted:" in lines
     assert "link                   'gaussian'" in out
     assert "classes                      cat, dog, eel" in out
-    assert "score columns                a, b, c" in out
+    assert (
+        "score columns                in the fitted order (paired with the sorted "
+        "labels: cat <- a, dog <- b, eel <- c)\n"
+    ) in out
     assert f"{model.uncertainty_threshold_:.6g}" in out
     low, high = model.score_range_
     ranges = ", ".join(
@@ -469,8 +472,9 @@ def test_bad_scores_name_the_first_bad_row(files, tmp_path, capsys, chunksize):
     # the output of a failed run is not left half-written
     assert list(tmp_path.glob("out*")) == []
     err = error_of(
-        capsys, "fit", nan, "--label-column", "y", "-o", tmp_path / "m.skops"
-    )
+        capsys, "fit", nan, "--label-column", "y", "--id-column", "id", "-o",
+        tmp_path / "m.skops",
+    )  # fmt: skip
     assert "data row 77" in err
     err = error_of(capsys, "report", model, text, "--label-column", "y")
     assert "data row 123" in err
@@ -568,8 +572,8 @@ def test_labels_and_parameters_the_model_rejects(files, tmp_path, capsys):
     )  # fmt: skip
     assert "label 'fox' at data row 5 is not a class of the model" in err
     err = error_of(
-        capsys, "fit", root / "scores.csv", "--label-column", "y",
-        "--target-accuracy", "1.5", "-o", tmp_path / "m.skops",
+        capsys, "fit", root / "scores.csv", "--label-column", "y", "--id-column",
+        "id", "--target-accuracy", "1.5", "-o", tmp_path / "m.skops",
     )  # fmt: skip
     assert "target_accuracy" in err
 
@@ -1006,3 +1010,333 @@ def test_model_and_scores_given_in_the_wrong_order(files, tmp_path, capsys):
     argv = ["predict", root / "scores.csv", root / "model.skops"]
     err = error_of(capsys, *argv, "-o", tmp_path / "o.csv")
     assert "is named as a score file, not a model file: the model file comes " in err
+
+
+# -- which column scores which class -------------------------------------------
+
+WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight",
+         "nine"]  # fmt: skip
+SORTED_WORDS = sorted(WORDS)  # eight, five, four, nine, one, seven, six, three, ...
+
+
+def make_digit_words(m, *, seed=0):
+    """Ten classes named by words, one logit column per class in the order of
+    the digits (not of the sorted labels), the true class pushed up."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 10, m)
+    logits = rng.normal(size=(m, 10))
+    logits[np.arange(m), y] += 3.0
+    frame = pd.DataFrame(logits, columns=[f"logit_{w}" for w in WORDS])
+    frame.insert(0, "id", np.arange(m))
+    frame["label"] = np.array(WORDS)[y]
+    return frame
+
+
+def fit_quietly(capsys, *argv):
+    """Run fit in-process with the fast rule; return (stdout, stderr)."""
+    capsys.readouterr()
+    assert cli("fit", *argv, "--rules", "low_confidence") == 0
+    return capsys.readouterr()
+
+
+def test_score_columns_matched_to_labels_by_name(tmp_path, capsys):
+    frame = make_digit_words(600)
+    frame.to_csv(tmp_path / "digits.csv", index=False)
+    model_file = tmp_path / "m.skops"
+    argv = [tmp_path / "digits.csv", "--label-column", "label", "--id-column", "id"]
+    out, err = fit_quietly(capsys, *argv, "-o", model_file)
+    assert err == ""
+    matched = ", ".join(f"{w} <- logit_{w}" for w in SORTED_WORDS)
+    assert (
+        f"  score columns                matched to labels by name: {matched}\n" in out
+    )
+    model = skops_io.load(model_file, trusted=TRUSTED_TYPES)
+    assert list(model.classes_) == SORTED_WORDS
+    assert list(model.feature_names_in_) == [f"logit_{w}" for w in SORTED_WORDS]
+    # predict reads the columns by name, whatever their order in the file
+    shuffled = frame.sample(frac=1.0, axis=1, random_state=0)
+    shuffled.to_csv(tmp_path / "new.csv", index=False)
+    out_file = tmp_path / "p.csv"
+    assert cli("predict", model_file, tmp_path / "new.csv", "-o", out_file) == 0
+    predicted = pd.read_csv(out_file)["prediction"].to_numpy()
+    raw = np.array(WORDS)[np.argmax(frame[[f"logit_{w}" for w in WORDS]], axis=1)]
+    truth = frame["label"].to_numpy()
+    assert np.mean(raw == truth) > 0.85
+    assert np.mean(predicted == truth) >= np.mean(raw == truth) - 0.01
+    capsys.readouterr()
+    assert cli("info", model_file) == 0
+    assert f"matched to labels by name: {matched}\n" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "columns, labels, expected",
+    [
+        (["proba_cat", "proba_dog"], ["cat", "dog"], ["proba_cat", "proba_dog"]),
+        (["dog_p", "cat_p"], ["cat", "dog"], ["cat_p", "dog_p"]),
+        (["score_1", "score_0"], [0, 1], ["score_0", "score_1"]),
+        (["1", "0"], [0, 1], ["0", "1"]),
+        (["p10", "p1", "p11"], [1, 10, 11], ["p1", "p10", "p11"]),
+        # the longest common prefix, logit_s, would cut into the labels
+        (["logit_six", "logit_seven"], ["seven", "six"], ["logit_seven", "logit_six"]),
+        (["a", "b", "c"], ["cat", "dog", "eel"], None),
+        (["proba_cat", "proba_dog", "other"], ["cat", "dog"], None),
+        (["proba_cat", "proba_dog"], ["cat", "dog", "eel"], None),
+        (["cat", "dog_score"], ["cat", "dog"], None),  # no common pattern
+        (["x_cat", "y_dog"], ["cat", "dog"], None),
+        (["proba_Cat", "proba_Dog"], ["cat", "dog"], None),  # case-sensitive
+    ],
+)
+def test_match_to_labels(columns, labels, expected):
+    from sklearn_gsoftmax._columns import match_to_labels
+
+    assert match_to_labels(columns, labels) == expected
+
+
+def test_positional_pairing_warns_when_it_looks_wrong(tmp_path, capsys):
+    frame = make_digit_words(600)
+    frame.columns = ["id", *[f"s{k}" for k in range(10)], "label"]
+    frame.to_csv(tmp_path / "s.csv", index=False)
+    argv = [tmp_path / "s.csv", "--label-column", "label", "--id-column", "id"]
+    out, err = fit_quietly(capsys, *argv, "-o", tmp_path / "m.skops")
+    pairs = ", ".join(f"{w} <- s{k}" for k, w in enumerate(SORTED_WORDS))
+    assert (
+        "score columns                in the file's order (paired with the sorted "
+        f"labels: {pairs})\n"
+    ) in out
+    assert err.count("\n") == 1
+    assert re.fullmatch(
+        r"sklearn-gsoftmax: warning: the score columns may be paired with the wrong "
+        r"classes: the highest score is the row's label on \d+\.\d% of the rows, no "
+        r"more than always answering the most common class \(\d+\.\d%\); the fitted "
+        r"map is flat \(its probabilities differ from their mean by 0\.\d% on "
+        rf"average\)\. They are paired in the file's order with the sorted labels "
+        rf"\({pairs}\); if that is wrong, rename the columns to contain the labels "
+        r"\(e\.g\. score_eight\) or pass --score-columns in the order of the sorted "
+        rf"labels: {', '.join(SORTED_WORDS)}\n",
+        err,
+    ), err
+    # the columns in the order of the sorted labels: no warning
+    order = ",".join(f"s{WORDS.index(w)}" for w in SORTED_WORDS)
+    out, err = fit_quietly(
+        capsys, *argv, "--score-columns", order, "-o", tmp_path / "m.skops"
+    )
+    assert err == ""
+    assert "score columns                in the order of --score-columns (" in out
+
+
+def test_info_says_when_the_names_disagree_with_the_pairing(tmp_path, capsys):
+    frame = make_scores(M).rename(columns={"a": "p_eel", "b": "p_cat", "c": "p_dog"})
+    # fitted by the library, not by fit: paired by position, against the names
+    model = GaussianSoftmaxCalibrator(uncertainty_rules=["low_confidence"])
+    model.fit(frame[["p_eel", "p_cat", "p_dog"]], frame["y"])
+    skops_io.dump(model, tmp_path / "m.skops")
+    capsys.readouterr()
+    assert cli("info", tmp_path / "m.skops") == 0
+    assert (
+        "in the fitted order (paired with the sorted labels: cat <- p_eel, dog <- "
+        "p_cat, eel <- p_dog); BEWARE: their names say cat <- p_cat, dog <- p_dog, "
+        "eel <- p_eel\n"
+    ) in capsys.readouterr().out
+
+
+def test_binary_margin_needs_no_pairing(tmp_path, capsys):
+    frame = make_scores(M)
+    frame["y"] = np.where(frame["y"] == "cat", "yes", "no")
+    frame[["a", "y"]].to_csv(tmp_path / "b.csv", index=False)
+    out, err = fit_quietly(
+        capsys, tmp_path / "b.csv", "--label-column", "y", "-o", tmp_path / "m.skops"
+    )
+    assert err == ""
+    assert (
+        "score columns                a (one binary score: positive means yes, the "
+        "second of the sorted labels)\n"
+    ) in out
+
+
+def test_score_columns_that_do_not_fit_the_classes(files, tmp_path, capsys):
+    root, frame, _ = files
+    argv = [
+        "fit",
+        root / "scores.csv",
+        "--label-column",
+        "y",
+        "-o",
+        tmp_path / "m.skops",
+    ]
+    err = error_of(capsys, *argv, "--score-columns", "a,b")
+    assert (
+        "2 score column(s) (a, b) for 3 classes (cat, dog, eel): a calibrator takes "
+        "one score column per class, or one for two classes; list them with "
+        "--score-columns (or leave ids and weights out with --id-column and "
+        "--weight-column)"
+    ) in err
+
+
+# -- an id among the scores ----------------------------------------------------
+
+
+@pytest.mark.parametrize("binary", [True, False])
+def test_an_id_column_is_not_taken_for_a_score(files, tmp_path, capsys, binary):
+    root, frame, _ = files
+    if binary:  # id and one score: the count of two columns for two classes fits
+        frame = frame[["id", "a", "y"]].assign(y=np.where(frame["y"] == "cat", 1, 0))
+    frame.sample(frac=1.0, random_state=0).to_csv(tmp_path / "s.csv", index=False)
+    argv = ["fit", tmp_path / "s.csv", "--label-column", "y"]
+    err = error_of(capsys, *argv, "-o", tmp_path / "m.skops")
+    assert err == (
+        "sklearn-gsoftmax: error: column 'id' looks like a row id, not a score "
+        "(distinct integers, one per row): leave it out with --id-column id (or, if "
+        "it is a score, list the scores with --score-columns)\n"
+    )
+    assert cli(*argv, "--id-column", "id", "-o", tmp_path / "m.skops") == 0
+
+
+def test_integer_columns_that_are_not_ids():
+    from sklearn_gsoftmax._columns import looks_like_ids
+
+    assert looks_like_ids(pd.Series([5, 3, 9]))
+    assert not looks_like_ids(pd.Series([5, 3, 5]))  # a repeated value
+    assert not looks_like_ids(pd.Series([5.0, 3.0, 9.0]))  # real numbers
+    assert not looks_like_ids(pd.Series([7]))
+
+
+# -- weights -------------------------------------------------------------------
+
+
+def test_fit_weights_count_as_repeated_rows(files, tmp_path, capsys):
+    root, frame, _ = files
+    weights = np.random.default_rng(3).integers(0, 4, M)
+    frame.assign(w=weights).to_csv(tmp_path / "w.csv", index=False)
+    frame.loc[frame.index.repeat(weights)].to_csv(tmp_path / "r.csv", index=False)
+    argv = ["--label-column", "y", "--id-column", "id"]
+    out, _ = fit_quietly(capsys, tmp_path / "w.csv", *argv, "--weight-column", "w",
+                         "-o", tmp_path / "w.skops")  # fmt: skip
+    assert f"on {M} rows of {str(tmp_path / 'w.csv')!r} (n from the sum of the " in (
+        out
+    )
+    fit_quietly(capsys, tmp_path / "r.csv", *argv[:2], "--score-columns", "a,b,c",
+                "-o", tmp_path / "r.skops")  # fmt: skip
+    weighted = skops_io.load(tmp_path / "w.skops", trusted=TRUSTED_TYPES)
+    repeated = skops_io.load(tmp_path / "r.skops", trusted=TRUSTED_TYPES)
+    assert list(weighted.feature_names_in_) == SCORES  # the weights are no score
+    assert weighted.n_samples_ == repeated.n_samples_ == weights.sum()
+    np.testing.assert_allclose(weighted.scale_, repeated.scale_, rtol=1e-5)
+    np.testing.assert_allclose(weighted.intercept_, repeated.intercept_, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "value, holds",
+    [(-1.0, "-1.0"), (np.nan, "a missing value"), ("many", "'many'"),
+     (np.inf, "inf")],
+)  # fmt: skip
+def test_bad_weights_name_the_first_bad_row(files, tmp_path, capsys, value, holds):
+    root, frame, _ = files
+    weighted = frame.assign(w=1.0)
+    path = write_csv(tmp_path / "w.csv", weighted, 42, "w", value)
+    argv = ["--label-column", "y", "--weight-column", "w"]
+    err = error_of(capsys, "fit", path, *argv, "--id-column", "id", "-o",
+                   tmp_path / "m.skops")  # fmt: skip
+    assert f"weight column 'w' holds {holds} at data row 42 (rows counted from 1, " in (
+        err
+    )
+    assert err.rstrip("\n").endswith(
+        "weights are frequency weights: non-negative numbers"
+    )
+    err = error_of(capsys, "report", root / "model.skops", path, *argv)
+    assert f"weight column 'w' holds {holds} at data row 42" in err
+
+
+def test_weights_all_zero_and_a_weight_among_the_scores(files, tmp_path, capsys):
+    root, frame, _ = files
+    frame.assign(w=0).to_csv(tmp_path / "w.csv", index=False)
+    argv = ["fit", tmp_path / "w.csv", "--label-column", "y", "--id-column", "id"]
+    out = ["-o", tmp_path / "m.skops"]
+    err = error_of(capsys, *argv, "--weight-column", "w", *out)
+    assert "weight column 'w' is zero in every row; at least one row needs a " in err
+    err = error_of(
+        capsys, *argv, "--weight-column", "a", "--score-columns", "a,b,c", *out
+    )
+    assert "the weight column 'a' is also a score column" in err
+    err = error_of(capsys, *argv, "--weight-column", "v", *out)
+    assert "has no weight column 'v'" in err
+    # the model's columns are read by name: one of them cannot be the weights
+    err = error_of(capsys, "report", root / "model.skops", root / "scores.csv",
+                   "--label-column", "y", "--weight-column", "b")  # fmt: skip
+    assert "the weight column 'b' is also a score column" in err
+    err = error_of(capsys, "predict", root / "model.skops", root / "scores.csv",
+                   "-o", tmp_path / "o.csv", "--id-column", "c")  # fmt: skip
+    assert "the id column 'c' is also a score column" in err
+
+
+def test_report_weighted(files, tmp_path, capsys):
+    root, frame, model = files
+    # the eels weigh most: the weighted metrics differ from the plain ones
+    weights = np.random.default_rng(4).uniform(0, 1, M) * np.where(
+        frame["y"] == "eel", 10.0, 1.0
+    )
+    frame.assign(w=weights).to_csv(tmp_path / "w.csv", index=False)
+    capsys.readouterr()
+    assert cli("report", root / "model.skops", tmp_path / "w.csv",
+               "--label-column", "y", "--weight-column", "w") == 0  # fmt: skip
+    out = capsys.readouterr().out
+    assert out.startswith(
+        f"calibration on {M} labelled rows of {str(tmp_path / 'w.csv')!r}, weighted "
+        "by 'w':\n"
+    )
+    proba = model.predict_proba(frame[SCORES])
+    expected = calibration_report(
+        frame["y"], proba, labels=model.classes_, sample_weight=weights
+    )
+    unweighted = calibration_report(frame["y"], proba, labels=model.classes_)
+    for name in ("log_loss", "brier", "ece", "accuracy"):
+        assert printed(out, name) == pytest.approx(expected[name], rel=1e-3)
+    assert expected["log_loss"] != pytest.approx(unweighted["log_loss"], rel=0.05)
+    uncertain = model.predict_uncertain(frame[SCORES])
+    correct = model.predict(frame[SCORES]) == frame["y"].to_numpy()
+    assert printed(out, "flagged") == pytest.approx(
+        np.average(uncertain, weights=weights), rel=1e-3
+    )
+    assert printed(out, "accepted_accuracy") == pytest.approx(
+        np.average(correct[~uncertain], weights=weights[~uncertain]), rel=1e-3
+    )
+    assert "\nshift of this batch from the fitted data, each row counted once:\n" in (
+        out
+    )
+
+
+# -- labels --------------------------------------------------------------------
+
+
+def test_labels_that_mix_text_and_numbers(files, tmp_path, monkeypatch, capsys):
+    """pyarrow writes no such Parquet column, but other writers can: the frame
+    read is what matters."""
+    from sklearn_gsoftmax._io import ScoreTable
+
+    root, frame, _ = files
+    mixed = frame.astype({"y": object})
+    mixed.loc[6, "y"] = 3
+    monkeypatch.setattr(ScoreTable, "read", lambda self, columns: mixed[columns])
+    err = error_of(capsys, "fit", root / "scores.parquet", "--label-column", "y",
+                   "--id-column", "id", "-o", tmp_path / "m.skops")  # fmt: skip
+    first = frame["y"][0]
+    assert (
+        f"label column 'y' mixes text and other values: data row 1 holds {first!r} "
+        "and data row 7 3 (rows counted from 1, header excluded); store the labels "
+        "as one type, all text or all numbers"
+    ) in err
+
+
+def test_labels_read_as_text_for_a_model_of_numbers(files, tmp_path, capsys):
+    root, frame, _ = files
+    numbered = frame.assign(y=frame["y"].map({"cat": 0, "dog": 1, "eel": 2}))
+    numbered.to_csv(tmp_path / "n.csv", index=False)
+    argv = ["fit", tmp_path / "n.csv", "--label-column", "y", "--id-column", "id"]
+    assert cli(*argv, "--rules", "low_confidence", "-o", tmp_path / "m.skops") == 0
+    numbered.astype({"y": str}).to_parquet(tmp_path / "t.parquet")
+    err = error_of(capsys, "report", tmp_path / "m.skops", tmp_path / "t.parquet",
+                   "--label-column", "y")  # fmt: skip
+    first = numbered["y"][0]
+    assert err.rstrip("\n").endswith(
+        f"label '{first}' at data row 1 is not a class of the model (0, 1, 2); the "
+        "model's classes are numbers: store the labels as numbers"
+    )
