@@ -525,6 +525,19 @@ or one column per class in the order of the sorted labels."""
 MODEL_HELP = "a model file saved by 'fit' (*.skops)"
 
 
+PREDICT_HELP = """\
+Write a row for every row of a score file, with the columns:
+  <id column>     with --id-column: the file's id, copied first
+  prediction      the most probable class
+  proba_<class>   the calibrated probability of each class, one column per
+                  class, in the order of the model's classes ('info' lists them)
+  novelty_pvalue  when the model's rules include novelty: the share of held-out
+                  training rows at least as novel (small: unlike the fitted data)
+  uncertain       True when a rule flags the row: review it rather than act on it
+  reasons         the rules that flagged the row, comma-separated (empty if none)
+The file is read and written in chunks, so memory does not grow with it."""
+
+
 def _add_model_and_scores(parser, scores_help: str) -> None:
     """The arguments of the subcommands that apply a saved model to a file."""
     parser.add_argument("model", help=MODEL_HELP)
@@ -604,10 +617,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser(
         "predict",
         help="calibrated probabilities and the uncertain flag for a score file",
-        description="Write predict_frame's columns (prediction, proba_<class>, "
-        "uncertain, reasons) for every row of a score file, next to its id "
-        "column. The file is read and written in chunks, so memory does not grow "
-        "with it.",
+        description=PREDICT_HELP,
+        formatter_class=formatter,
     )
     _add_model_and_scores(p, "CSV or Parquet file with the model's columns")
     p.add_argument(

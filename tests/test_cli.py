@@ -30,6 +30,8 @@ ROOT = Path(__file__).resolve().parents[1]
 CLASSES = ["cat", "dog", "eel"]
 SCORES = ["a", "b", "c"]
 FRAME_COLUMNS = ["prediction", "proba_cat", "proba_dog", "proba_eel", "uncertain"]
+# predict's columns with --id-column id, for a model of the default rules
+NOVELTY_OUTPUT = ["id", *FRAME_COLUMNS[:-1], "novelty_pvalue", "uncertain", "reasons"]
 M = 300
 
 
@@ -253,7 +255,8 @@ def test_predict_with_default_rules_round_trips(files, tmp_path):
     out = tmp_path / "out.csv"
     argv = ["predict", model_file, root / "scores.csv", "-o", out, "--id-column", "id"]
     assert cli(*argv) == 0
-    assert len(pd.read_csv(out)) == M
+    written = pd.read_csv(out)
+    assert len(written) == M and list(written.columns) == NOVELTY_OUTPUT
 
 
 # -- report --------------------------------------------------------------------
@@ -756,7 +759,7 @@ def test_subcommand_help_and_required_arguments(files, tmp_path, capsys):
     assert info.value.code == 2
     assert "argument command: invalid choice: 'linear'" in capsys.readouterr().err
     for command, phrase in (
-        ("predict", "Write predict_frame's columns (prediction, proba_<class>,"),
+        ("predict", "Write a row for every row of a score file, with the columns:"),
         ("report", "--label-column LABEL_COLUMN the column of labels"),
         (
             "report",
@@ -1340,3 +1343,16 @@ def test_labels_read_as_text_for_a_model_of_numbers(files, tmp_path, capsys):
         f"label '{first}' at data row 1 is not a class of the model (0, 1, 2); the "
         "model's classes are numbers: store the labels as numbers"
     )
+
+
+def test_predict_help_names_every_output_column(capsys):
+    """Those of a model with the novelty rule, next to an id column (as
+    test_predict_with_default_rules_round_trips writes them)."""
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        main(["predict", "--help"])
+    text = capsys.readouterr().out
+    generic = {"id": "<id column>", **{f"proba_{c}": "proba_<class>" for c in CLASSES}}
+    for column in NOVELTY_OUTPUT:  # on a line of its own, then what it holds
+        name = re.escape(generic.get(column, column))
+        assert re.search(rf"^  {name} +\w", text, re.M), column
