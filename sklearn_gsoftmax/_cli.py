@@ -54,6 +54,16 @@ def _split(text: str | None) -> list[str] | None:
     return None if text is None else [c.strip() for c in text.split(",") if c.strip()]
 
 
+def _score_columns(args) -> list[str] | None:
+    """``--score-columns``, each named once: a column named twice would be read
+    once, and the model would get one score column fewer than asked for."""
+    columns = _split(args.score_columns)
+    twice = sorted({c for c in columns or () if columns.count(c) > 1})
+    if twice:
+        raise CLIError(f"--score-columns names {', '.join(map(repr, twice))} twice")
+    return columns
+
+
 def _check_distinct(source, output) -> None:
     if Path(output).resolve() == Path(source).resolve():
         raise CLIError(f"the output {str(output)!r} would overwrite the input")
@@ -152,7 +162,7 @@ def _fit_columns(args, table: ScoreTable):
     roles = _roles(args)
     for column, role in roles.items():
         table.require([column], role)
-    requested = _split(args.score_columns)
+    requested = _score_columns(args)
     if requested is not None:
         table.require(requested, "score")
         _refuse_roles(requested, roles)
@@ -225,6 +235,14 @@ def _warn_if_mispaired(model, scores, y, weights, order: str) -> None:
         )
 
 
+def _left_out(args, file_columns, columns) -> str:
+    """The file's columns that are not scores, and why: none drops out unsaid."""
+    roles = _roles(args)
+    why = "not in --score-columns" if args.score_columns else "no numbers"
+    left = [f"{c} ({roles.get(c, why)})" for c in file_columns if c not in columns]
+    return ", ".join(left) or "none"
+
+
 def _n_source(args) -> str:
     if args.n_samples is not None:
         return "--n-samples"
@@ -260,7 +278,9 @@ def fit(args) -> int:
         f"fitted GaussianSoftmaxCalibrator(link={args.link!r}) on {len(y)} rows "
         f"of {args.scores!r} (n from {_n_source(args)}):"
     )
-    _print_pairs(_describe(calibrator, pairing_of(calibrator.classes_, columns, order)))
+    lines = _describe(calibrator, pairing_of(calibrator.classes_, columns, order))
+    lines.insert(2, ("columns left out", _left_out(args, table.columns, columns)))
+    _print_pairs(lines)
     print(f"saved to {args.output!r}")
     return 0
 
@@ -271,9 +291,7 @@ def predict(args) -> int:
     table = ScoreTable(args.scores)
     id_columns = [] if args.id_column is None else [args.id_column]
     table.require(id_columns, "id")
-    columns, names = _model_columns(
-        model, table, _split(args.score_columns), _roles(args)
-    )
+    columns, names = _model_columns(model, table, _score_columns(args), _roles(args))
     total = flagged = written = 0
     with TableWriter(args.output) as writer:
         for chunk in table.chunks(id_columns + columns, args.chunksize):
@@ -339,7 +357,7 @@ def report(args) -> int:
     roles = _roles(args)
     for column, role in roles.items():
         table.require([column], role)
-    columns, names = _model_columns(model, table, _split(args.score_columns), roles)
+    columns, names = _model_columns(model, table, _score_columns(args), roles)
     frame = table.read([*roles, *columns])
     y = labels_of(frame, args.label_column)
     _check_known_labels(y, model.classes_)
@@ -519,7 +537,11 @@ and save it with skops. The file should hold the scores of samples the scoring
 model was NOT trained on (a validation set, or out-of-fold scores): scores of
 training samples are over-confident, and the calibrator would learn that.
 One score column for two classes (positive: the second label in sorted order),
-or one column per class in the order of the sorted labels."""
+or one column per class. Columns whose names are the labels between one prefix
+and suffix common to all (logit_cat, logit_dog; cat_p, dog_p) are matched to
+the labels by name; other columns are paired with the sorted labels in their
+order (the file's, or that of --score-columns), and fit warns when the result
+looks mis-paired. fit prints which column scores which class."""
 
 
 MODEL_HELP = "a model file saved by 'fit' (*.skops)"
@@ -576,7 +598,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--score-columns",
         help="comma-separated score columns (default: every numeric column but "
-        "the label and the id column)",
+        "the label, id and weight columns; a column of distinct integers is "
+        "refused as an id)",
     )
     p.add_argument("--id-column", help="a column to leave out of the scores")
     p.add_argument(

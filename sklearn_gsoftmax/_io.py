@@ -207,6 +207,17 @@ def _bad_row(path, line, last_line, row, fields, header) -> CLIError:
     )
 
 
+def _check_distinct_names(path, header: list[str]) -> None:
+    # pandas renames the second "a" to "a.1": it could become a score column
+    twice = sorted({name for name in header if header.count(name) > 1})
+    if twice:
+        raise CLIError(
+            f"the header of {str(path)!r} names the column(s) "
+            f"{', '.join(map(repr, twice))} more than once; give each column its "
+            "own name"
+        )
+
+
 def check_field_counts(path: str | os.PathLike) -> None:
     """Raise on the first CSV row with more or fewer fields than the header.
 
@@ -221,6 +232,7 @@ def check_field_counts(path: str | os.PathLike) -> None:
         with _csv_text(path) as text:
             reader = csv.reader(text)
             header = next(reader, None)
+            _check_distinct_names(path, header or [])
             line = reader.line_num + 1
             for fields in reader:
                 if fields:  # pandas skips blank lines

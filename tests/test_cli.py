@@ -1356,3 +1356,30 @@ def test_predict_help_names_every_output_column(capsys):
     for column in NOVELTY_OUTPUT:  # on a line of its own, then what it holds
         name = re.escape(generic.get(column, column))
         assert re.search(rf"^  {name} +\w", text, re.M), column
+
+
+def test_no_column_drops_out_unsaid(files, tmp_path, capsys):
+    root, frame, _ = files
+    frame.assign(note="free text", w=1.0).to_csv(tmp_path / "s.csv", index=False)
+    argv = [tmp_path / "s.csv", "--label-column", "y", "--id-column", "id"]
+    out = ["-o", tmp_path / "m.skops"]
+    text, _ = fit_quietly(capsys, *argv, "--weight-column", "w", *out)
+    assert (
+        "\n  columns left out             id (id), y (label), note (no numbers), "
+        "w (weight)\n"
+    ) in text
+    text, _ = fit_quietly(capsys, *argv, "--score-columns", "a,c,b", *out)
+    assert (
+        "\n  columns left out             id (id), y (label), note (not in "
+        "--score-columns), w (not in --score-columns)\n"
+    ) in text
+    # a column named twice would be read once
+    err = error_of(capsys, "fit", *argv, "--score-columns", "a,b,a", *out)
+    assert err.rstrip("\n").endswith("--score-columns names 'a' twice")
+    err = error_of(capsys, "predict", root / "model.skops", root / "scores.csv", "-o",
+                   tmp_path / "o.csv", "--score-columns", "b,b,c")  # fmt: skip
+    assert "--score-columns names 'b' twice" in err
+    text = frame.to_csv(index=False).replace("id,a,b,c,y", "id,a,b,a,y", 1)
+    (tmp_path / "twice.csv").write_text(text)
+    err = error_of(capsys, "fit", tmp_path / "twice.csv", *argv[1:], *out)
+    assert "names the column(s) 'a' more than once; give each column its own " in err
