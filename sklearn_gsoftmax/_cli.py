@@ -1,5 +1,5 @@
-"""Subcommands on score files: ``fit``, ``predict``, ``report`` and ``info``;
-and ``demo``.
+"""The command line: ``fit``, ``predict``, ``report`` and ``info`` on score
+files, and ``demo``.
 
 Scores exported from any model (a network's logits, a boosting service, a vendor
 API) are calibrated by :class:`GaussianSoftmaxCalibrator`, saved with skops and
@@ -69,14 +69,23 @@ def _check_distinct(source, output) -> None:
         raise CLIError(f"the output {str(output)!r} would overwrite the input")
 
 
-def _roles(args) -> dict:
-    """The columns given another role than scores (label, id, weight), by name."""
+def _roles(args, table: ScoreTable | None = None) -> dict:
+    """The columns given another role than scores (label, id, weight), by name;
+    each is required in ``table`` when given."""
     roles = {
         getattr(args, f"{role}_column", None): role
         for role in ("label", "id", "weight")
     }
     roles.pop(None, None)
+    for column, role in roles.items():
+        if table is not None:
+            table.require([column], role)
     return roles
+
+
+def _weights(args, frame):
+    column = getattr(args, "weight_column", None)
+    return None if column is None else weights_of(frame, column)
 
 
 def _refuse_roles(columns, roles: dict) -> None:
@@ -159,9 +168,7 @@ def _print_pairs(pairs, indent: str = "  ") -> None:
 
 def _fit_columns(args, table: ScoreTable):
     """The rows to fit on, the score columns, and where their order comes from."""
-    roles = _roles(args)
-    for column, role in roles.items():
-        table.require([column], role)
+    roles = _roles(args, table)
     requested = _score_columns(args)
     if requested is not None:
         table.require(requested, "score")
@@ -259,9 +266,7 @@ def fit(args) -> int:
     table = ScoreTable(args.scores)
     frame, columns, order = _fit_columns(args, table)
     y = labels_of(frame, args.label_column)
-    weights = (
-        None if args.weight_column is None else weights_of(frame, args.weight_column)
-    )
+    weights = _weights(args, frame)
     columns, order = _order_by_labels(columns, np.unique(y), order)
     scores = score_matrix(frame, columns)
     calibrator = GaussianSoftmaxCalibrator(
@@ -289,9 +294,9 @@ def predict(args) -> int:
     _check_distinct(args.scores, args.output)
     model = load_model(args.model)
     table = ScoreTable(args.scores)
-    id_columns = [] if args.id_column is None else [args.id_column]
-    table.require(id_columns, "id")
-    columns, names = _model_columns(model, table, _score_columns(args), _roles(args))
+    roles = _roles(args, table)
+    id_columns = list(roles)
+    columns, names = _model_columns(model, table, _score_columns(args), roles)
     total = flagged = written = 0
     with TableWriter(args.output) as writer:
         for chunk in table.chunks(id_columns + columns, args.chunksize):
@@ -326,11 +331,11 @@ def _calibration_table(y, proba, model, uncertain, weights=None) -> dict:
     )
     accepted = ~uncertain
     correct = model.classes_[np.argmax(proba, axis=1)] == y
-    kept = np.ones(len(y)) if weights is None else weights
-    row["flagged"] = float(np.average(uncertain, weights=kept))
+    weights = np.ones(len(y)) if weights is None else weights
+    row["flagged"] = float(np.average(uncertain, weights=weights))
     row["accepted_accuracy"] = (
-        float(np.average(correct[accepted], weights=kept[accepted]))
-        if kept[accepted].sum() > 0
+        float(np.average(correct[accepted], weights=weights[accepted]))
+        if weights[accepted].sum() > 0
         else float("nan")
     )
     return row
@@ -354,16 +359,12 @@ def _check_known_labels(y, classes) -> None:
 def report(args) -> int:
     model = load_model(args.model)
     table = ScoreTable(args.scores)
-    roles = _roles(args)
-    for column, role in roles.items():
-        table.require([column], role)
+    roles = _roles(args, table)
     columns, names = _model_columns(model, table, _score_columns(args), roles)
     frame = table.read([*roles, *columns])
     y = labels_of(frame, args.label_column)
     _check_known_labels(y, model.classes_)
-    weights = (
-        None if args.weight_column is None else weights_of(frame, args.weight_column)
-    )
+    weights = _weights(args, frame)
     scores = _scores(frame, columns, names)
     proba = model.predict_proba(scores)
     uncertain = model.predict_uncertain(scores)
