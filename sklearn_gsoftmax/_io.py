@@ -3,7 +3,9 @@
 Tables are read whole for ``fit`` and ``report`` and in chunks for ``predict``,
 whose output is appended chunk by chunk, so that its memory does not grow with the
 file. Every problem with a file is raised as :class:`CLIError` with a message that
-names the file, the column and, for bad values, the first bad row.
+names the file, the column and, for bad values, the first bad row; a CSV row
+with more or fewer fields than the header is refused with its line, before
+pandas would pad or shift it.
 """
 
 from __future__ import annotations
