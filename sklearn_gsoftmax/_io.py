@@ -3,12 +3,20 @@
 Tables are read whole for ``fit`` and ``report`` and in chunks for ``predict``,
 whose output is appended chunk by chunk, so that its memory does not grow with the
 file. Every problem with a file is raised as :class:`CLIError` with a message that
-names the file, the column and, for bad values, the first bad row.
+names the file, the column and, for bad values, the first bad row; a CSV row
+with more or fewer fields than the header is refused with its line, before
+pandas would pad or shift it.
 """
 
 from __future__ import annotations
 
+import bz2
+import contextlib
+import csv
+import gzip
+import io
 import json
+import lzma
 import os
 import zipfile
 from collections.abc import Iterator
@@ -22,6 +30,9 @@ from ._persistence import TRUSTED_TYPES
 #: Suffixes of the table formats; pandas reads the compressed CSV ones too.
 CSV_SUFFIXES = (".csv", ".csv.gz", ".csv.bz2", ".csv.xz", ".csv.zst", ".csv.zip")
 PARQUET_SUFFIXES = (".parquet", ".pq")
+
+#: How the row numbers in the messages count.
+ROWS_COUNTED = "rows counted from 1, header excluded"
 
 
 class CLIError(Exception):
@@ -58,7 +69,7 @@ def _parquet():
     return pyarrow, pyarrow.parquet
 
 
-def _unreadable(path, exc: Exception) -> CLIError:
+def _unreadable(path, exc: Exception | str) -> CLIError:
     message = " ".join(str(exc).split()) or type(exc).__name__
     return CLIError(f"cannot read {str(path)!r} as {table_format(path)}: {message}")
 
@@ -129,10 +140,14 @@ class ScoreTable:
             yield chunk[columns]
 
     def _csv_chunks(self, columns, chunksize):
+        check_field_counts(self.path)
+        # a header one field short of the rows would make pandas read the first
+        # column as the index; check_field_counts refuses such rows already
+        options = {"usecols": columns, "index_col": False}
         if chunksize is None:
-            yield pd.read_csv(self.path, usecols=columns)
+            yield pd.read_csv(self.path, **options)
             return
-        with pd.read_csv(self.path, usecols=columns, chunksize=chunksize) as reader:
+        with pd.read_csv(self.path, chunksize=chunksize, **options) as reader:
             yield from reader
 
     def _parquet_chunks(self, columns, chunksize):
@@ -150,23 +165,85 @@ class ScoreTable:
             raise _unreadable(self.path, exc) from None
 
 
-def default_score_columns(frame: pd.DataFrame, exclude) -> list[str]:
-    """Every column but ``exclude`` that holds numbers.
+def _open_zstd(path, mode):
+    try:
+        import zstandard
+    except ImportError:
+        raise CLIError(
+            f"{str(path)!r} is compressed with zstandard, which is not installed; "
+            "install it with: pip install zstandard"
+        ) from None
+    return zstandard.open(path, mode)
 
-    A column of text with a few numbers in it is kept, so that its bad values
-    are reported with their row instead of the column silently dropping out of
-    the scores; a column without a single number (a name, a date) is skipped.
+
+#: How pandas decompresses a CSV file, by the file name's last suffix.
+_DECOMPRESS = {"gz": gzip.open, "bz2": bz2.open, "xz": lzma.open, "zst": _open_zstd}
+
+
+@contextlib.contextmanager
+def _csv_text(path):
+    """The CSV file as text, decompressed as pandas decompresses it."""
+    suffix = Path(path).name.lower().rsplit(".", 1)[-1]
+    with contextlib.ExitStack() as stack:
+        if suffix == "zip":
+            archive = stack.enter_context(zipfile.ZipFile(path))
+            names = archive.namelist()
+            if len(names) != 1:  # as pandas
+                raise _unreadable(path, f"a zip archive of {len(names)} files, not 1")
+            binary = stack.enter_context(archive.open(names[0]))
+        else:
+            binary = stack.enter_context(_DECOMPRESS.get(suffix, open)(path, "rb"))
+        yield io.TextIOWrapper(binary, encoding="utf-8", newline="")
+
+
+def _bad_row(path, line, last_line, row, fields, header) -> CLIError:
+    quotes = (
+        f"; a quote left open joins lines {line} to {last_line}"
+        if last_line > line
+        else " (a field that holds a comma needs quotes)"
+    )
+    return CLIError(
+        f"line {line} of {str(path)!r} (data row {row}, {ROWS_COUNTED}) has "
+        f"{len(fields)} field(s) where the header has {len(header)}: fix or drop "
+        f"that row{quotes}"
+    )
+
+
+def _check_distinct_names(path, header: list[str]) -> None:
+    # pandas renames the second "a" to "a.1": it could become a score column
+    twice = sorted({name for name in header if header.count(name) > 1})
+    if twice:
+        raise CLIError(
+            f"the header of {str(path)!r} names the column(s) "
+            f"{', '.join(map(repr, twice))} more than once; give each column its "
+            "own name"
+        )
+
+
+def check_field_counts(path: str | os.PathLike) -> None:
+    """Raise on the first CSV row with more or fewer fields than the header.
+
+    pandas fills a short row's missing fields with NaN, and when it reads only
+    some columns it drops a long row's extra fields (or, when every row has one
+    more, takes the first column as the index): the row's values would be
+    shifted or padded instead of refused. The file is streamed, once, by the
+    :mod:`csv` module, whose quoting rules are pandas' defaults.
     """
-    columns = []
-    for name in frame.columns:
-        if name in exclude:
-            continue
-        values = frame[name]
-        if pd.api.types.is_numeric_dtype(values) or (
-            pd.to_numeric(values, errors="coerce").notna().any()
-        ):
-            columns.append(name)
-    return columns
+    line = row = 0
+    try:
+        with _csv_text(path) as text:
+            reader = csv.reader(text)
+            header = next(reader, None)
+            _check_distinct_names(path, header or [])
+            line = reader.line_num + 1
+            for fields in reader:
+                if fields:  # pandas skips blank lines
+                    row += 1
+                    if len(fields) != len(header):
+                        raise _bad_row(path, line, reader.line_num, row, fields, header)
+                line = reader.line_num + 1
+    except (csv.Error, lzma.LZMAError, zipfile.BadZipFile) as exc:
+        raise _unreadable(path, f"line {line}: {exc}") from None
 
 
 def _first_row(frame: pd.DataFrame, mask) -> int | None:
@@ -176,10 +253,6 @@ def _first_row(frame: pd.DataFrame, mask) -> int | None:
     if not mask.any():
         return None
     return int(frame.index[int(np.argmax(mask))]) + 1
-
-
-#: How the row numbers in the messages count.
-ROWS_COUNTED = "rows counted from 1, header excluded"
 
 
 def score_matrix(frame: pd.DataFrame, columns: list[str], names=None) -> pd.DataFrame:
@@ -212,14 +285,48 @@ def score_matrix(frame: pd.DataFrame, columns: list[str], names=None) -> pd.Data
 
 
 def labels_of(frame: pd.DataFrame, column: str) -> np.ndarray:
-    """The label column as an array; raises on the first missing label."""
-    row = _first_row(frame, frame[column].isna())
+    """The label column as an array; raises on the first missing label and on
+    labels that mix text and numbers (which cannot be sorted into classes)."""
+    values = frame[column]
+    row = _first_row(frame, values.isna())
     if row is not None:
         raise CLIError(
             f"label column {column!r} has a missing value at data row {row} "
             f"({ROWS_COUNTED})"
         )
-    return frame[column].to_numpy()
+    if pd.api.types.infer_dtype(values) in ("mixed", "mixed-integer"):
+        text = values.map(lambda label: isinstance(label, str))
+        first_text, first_other = _first_row(frame, text), _first_row(frame, ~text)
+        raise CLIError(
+            f"label column {column!r} mixes text and other values: data row "
+            f"{first_text} holds {values.loc[first_text - 1]!r} and data row "
+            f"{first_other} {values.loc[first_other - 1]!r} ({ROWS_COUNTED}); "
+            "store the labels as one type, all text or all numbers"
+        )
+    return values.to_numpy()
+
+
+def weights_of(frame: pd.DataFrame, column: str) -> np.ndarray:
+    """The weight column as float64; raises on the first row without a
+    non-negative finite number, and on weights that are all zero."""
+    values = frame[column]
+    numeric = pd.to_numeric(values, errors="coerce")
+    weights = numeric.to_numpy(dtype=np.float64, na_value=np.nan)
+    row = _first_row(frame, ~(weights >= 0) | np.isinf(weights))
+    if row is not None:
+        value = values.loc[[row - 1]].tolist()[0]  # a Python scalar, for repr
+        holds = "a missing value" if pd.isna(value) else repr(value)
+        raise CLIError(
+            f"weight column {column!r} holds {holds} at data row {row} "
+            f"({ROWS_COUNTED}); weights are frequency weights: non-negative "
+            "numbers"
+        )
+    if not weights.any():
+        raise CLIError(
+            f"weight column {column!r} is zero in every row; at least one row "
+            "needs a positive weight"
+        )
+    return weights
 
 
 class TableWriter:
@@ -293,6 +400,42 @@ def _skops():
     return skops.io
 
 
+#: The suffix of the model files ``fit`` writes, and of the pickle family the
+#: command line refuses: loading a pickle or joblib file runs any code it holds.
+MODEL_SUFFIX = ".skops"
+PICKLE_SUFFIXES = (".pkl", ".pickle", ".joblib")
+
+
+def check_model_name(path: str | os.PathLike) -> None:
+    """Refuse to save a model under a name that says another format."""
+    suffix = Path(path).suffix.lower()
+    if suffix == MODEL_SUFFIX:
+        return
+    said = f"says {suffix}" if suffix else "has no suffix"
+    raise CLIError(
+        f"the model file name {str(path)!r} {said}, but fit saves with skops, "
+        f"which predict, report and info load without running code; name it "
+        f"*{MODEL_SUFFIX}"
+    )
+
+
+def _refuse_by_name(path: str | os.PathLike) -> None:
+    """Refuse a model file whose name says it is a pickle or a score table."""
+    name = Path(path).name.lower()
+    if name.endswith(PICKLE_SUFFIXES):
+        raise CLIError(
+            f"{str(path)!r} is named as a pickle: the command line does not load "
+            "pickle or joblib files, since loading one runs any code it holds; "
+            f"save the model with skops (skops.io.dump(model, 'model{MODEL_SUFFIX}'),"
+            " or 'fit ... -o model.skops')"
+        )
+    if name.endswith(CSV_SUFFIXES + PARQUET_SUFFIXES):
+        raise CLIError(
+            f"{str(path)!r} is named as a score file, not a model file: the model "
+            "file comes first (COMMAND MODEL SCORES)"
+        )
+
+
 def save_model(model, path: str | os.PathLike) -> None:
     _skops().dump(model, path)
 
@@ -306,6 +449,7 @@ def load_model(path: str | os.PathLike):
     """
     from ._calibrator import GaussianSoftmaxCalibrator
 
+    _refuse_by_name(path)
     sio = _skops()
     check_exists(path)
     not_ours = f"{str(path)!r} is not a model file of sklearn-gsoftmax"

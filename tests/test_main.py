@@ -43,7 +43,7 @@ def test_main_job_prints_both_test_sets(dataset):
 def test_bad_arguments_exit_with_usage():
     result = run("--shifted-fraction", "1.5")
     assert result.returncode == 2
-    assert "--shifted-fraction must lie in (0, 1)" in result.stderr
+    assert "argument --shifted-fraction: must lie in (0, 1), got 1.5" in result.stderr
     assert run("--dataset", "mnist").returncode == 2
 
 
@@ -51,7 +51,8 @@ def test_main_job_in_process(capsys):
     """The report's own lines, word for word (the tables are checked above)."""
     from sklearn_gsoftmax.__main__ import _main
 
-    assert _main(["--dataset", "breast_cancer", "--shifted-fraction", "0.3"]) == 0
+    argv = ["--dataset", "breast_cancer", "--shifted-fraction", "0.3"]
+    assert _main(argv, demo_by_default=True) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == (
         "dataset breast_cancer: 278 training samples, 120 in-distribution test, "
@@ -94,19 +95,24 @@ def test_main_dispatches_commands_and_checks_its_arguments(capsys):
     from sklearn_gsoftmax.__main__ import _main
 
     with pytest.raises(SystemExit) as info:
-        _main(["info", "--help"])
+        _main(["info", "--help"], demo_by_default=True)
     assert info.value.code == 0
     assert "usage: sklearn-gsoftmax info" in capsys.readouterr().out
     with pytest.raises(SystemExit) as info:
-        _main(["--help"])
+        _main(["--help"], demo_by_default=True)
     assert info.value.code == 0
     text = " ".join(capsys.readouterr().out.split())
-    assert text.startswith("usage: python -m sklearn_gsoftmax [-h] [--dataset")
+    assert text.startswith(
+        "usage: python -m sklearn_gsoftmax [-h] [--version] [--dataset"
+    )
     assert (
         "Compare CalibratedClassifierCV and GaussianSoftmaxClassifier on a logistic "
         "regression, in-distribution and on shifted data."
     ) in text
-    assert "On score files exported from any model: fit, predict, report, info" in text
+    assert (
+        "On score files exported from any model: fit, predict, report, info "
+        "(sklearn-gsoftmax --help lists them;"
+    ) in text
     assert "--seed SEED random seed of the split" in text
     assert (
         "share of the samples, furthest along the first principal component, held "
@@ -114,6 +120,8 @@ def test_main_dispatches_commands_and_checks_its_arguments(capsys):
     ) in text
     for fraction in ("0", "1"):
         with pytest.raises(SystemExit) as info:
-            _main(["--shifted-fraction", fraction])
+            _main(["--shifted-fraction", fraction], demo_by_default=True)
         assert info.value.code == 2
-        assert "--shifted-fraction must lie in (0, 1)" in capsys.readouterr().err
+        assert (
+            f"argument --shifted-fraction: must lie in (0, 1), got {fraction}"
+        ) in capsys.readouterr().err
