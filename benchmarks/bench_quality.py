@@ -27,7 +27,7 @@ does with ``ensemble=True``:
 Per case: each method's log-loss and its rank among the methods (1 = best),
 the ratio of its log-loss to the best of scikit-learn's, the multiclass Brier
 score, the top-label ECE, the largest single-sample loss and the share of
-confident errors (true class below 1e-3), from
+confident errors (wrong with a top-class probability of at least 0.95), from
 ``sklearn_gsoftmax.metrics.calibration_report``. Writes the rows to a CSV and
 the summary tables to a markdown file; prints a progress line per dataset.
 

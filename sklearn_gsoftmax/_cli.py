@@ -38,6 +38,7 @@ from ._io import (
     score_matrix,
     weights_of,
 )
+from ._ties import first_index_of_max
 
 PROG = "sklearn-gsoftmax"
 MODULE_PROG = "python -m sklearn_gsoftmax"
@@ -330,7 +331,7 @@ def _calibration_table(y, proba, model, uncertain, weights=None) -> dict:
         calibration_report(y, proba, labels=model.classes_, sample_weight=weights)
     )
     accepted = ~uncertain
-    correct = model.classes_[np.argmax(proba, axis=1)] == y
+    correct = model.classes_[first_index_of_max(proba)] == y
     weights = np.ones(len(y)) if weights is None else weights
     row["flagged"] = float(np.average(uncertain, weights=weights))
     row["accepted_accuracy"] = (

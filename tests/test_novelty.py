@@ -363,3 +363,53 @@ def test_subsample_draws_distinct_rows():
     drawn = _subsample(rows, 400, np.random.default_rng(0))
     assert len(np.unique(drawn)) == 400 and np.all(np.diff(drawn) > 0)
     assert set(drawn) <= set(rows)
+
+
+def test_rows_with_missing_values_are_novel_and_say_why():
+    """Issue 22: the default detector imputed NaN by column means, so a row of
+    all NaN sat at the centre (p = 0.82, not flagged). A missing value now
+    counts as a random draw from its feature: rows with many missing are
+    novel; in distribution, where a third of the rows miss one value, the
+    flag rate stays at about novelty_alpha."""
+    from sklearn.datasets import make_classification
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    X, y = make_classification(n_samples=3_000, n_features=6, random_state=0)
+    X[::3, 2] = np.nan
+    model = GaussianSoftmaxClassifier(
+        HistGradientBoostingClassifier(max_iter=30, random_state=0)
+    ).fit(X[:1_500], y[:1_500])
+    in_distribution = model.predict_frame(X[1_500:])
+    assert (in_distribution["novelty_pvalue"] <= 0.05).mean() < 0.09
+    batch = X[1_500:1_502].copy()
+    batch[0] = np.nan
+    batch[1, :5] = np.nan
+    frame = model.predict_frame(batch)
+    assert frame["uncertain"].all()
+    assert frame["reasons"][0].startswith("novelty (6 of 6 features missing)")
+    assert "novelty (5 of 6 features missing)" in frame["reasons"][1]
+
+
+def test_native_categorical_features_work_with_the_default_rules():
+    """Issue 22: with categorical_features="from_dtype" the fit failed after
+    every fold was fitted (the detector could not read strings)."""
+    from sklearn.datasets import make_classification
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    X, y = make_classification(n_samples=1_200, n_features=4, random_state=0)
+    frame = pd.DataFrame(X, columns=list("abcd"))
+    frame["colour"] = pd.Categorical(np.where(X[:, 0] > 0, "red", "blue"))
+    frame["when"] = pd.Timestamp("2026-01-01") + pd.to_timedelta(
+        np.arange(1_200), unit="h"
+    )
+    model = GaussianSoftmaxClassifier(
+        HistGradientBoostingClassifier(
+            categorical_features="from_dtype", max_iter=30, random_state=0
+        )
+    ).fit(frame[["a", "b", "c", "d", "colour"]], y)
+    flagged = model.predict_frame(frame[["a", "b", "c", "d", "colour"]].iloc[:300])
+    # in distribution: the novelty rule flags about novelty_alpha of them
+    assert flagged["reasons"].str.contains("novelty").mean() < 0.12
+    detector = KNeighborsNovelty().fit(frame)
+    scores = detector.score_samples(frame.iloc[:5])
+    assert np.isfinite(scores).all()
