@@ -1,5 +1,7 @@
 """Calibrated class probabilities bounded by the training sample count."""
 
+# registers the Dask handler of lazy collections (dask itself is imported late)
+from . import _dask  # noqa: F401
 from ._calibrator import GaussianSoftmaxCalibrator
 from ._classifier import GaussianSoftmaxClassifier
 from ._links import (

@@ -1,8 +1,14 @@
-"""GaussianSoftmaxCalibrator: decision scores -> probabilities bounded by ``n``."""
+"""GaussianSoftmaxCalibrator: decision scores -> probabilities bounded by ``n``.
+
+The estimator is a thin orchestrator: it validates the scores, reads them
+through a ``_source.Source`` (the rows in memory, or the blocks of a lazy
+collection: a Dask array on a cluster), fits the calibration map
+(``_map.fit_map``) and the uncertain flag's state (``_uncertainty``), and
+applies the map.
+"""
 
 from __future__ import annotations
 
-import math
 import warnings
 from numbers import Integral, Real
 
@@ -11,42 +17,37 @@ from scipy.sparse import issparse
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
 from sklearn.model_selection import KFold
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
-from sklearn.utils.validation import (
-    _check_sample_weight,
-    check_is_fitted,
-    column_or_1d,
-    validate_data,
-)
+from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
-from . import _dask
-from ._fitting import affine_scores, fit_binary, fit_multiclass
-from ._links import LINKS, binary_margin, link_proba
+from ._flag import DEFAULT_RULES, check_rules, held_out_rows, outside_range
+from ._links import LINKS
+from ._map import (
+    CalibrationMap,
+    MapSpec,
+    fit_map,
+    held_out_predictions,
+    needs_held_out_refits,
+)
 from ._novelty import check_detector, fit_pooled
 from ._persistence import VersionedStateMixin
-from ._refine import (
-    MIN_CEILING,
-    Layout,
-    clipped_scores,
-    finite_range,
-    matrix_scores,
-    refine_in_memory,
+from ._source import (
+    ArraySource,
+    Chunk,
+    lazily,
+    lazy_handler,
+    merge_dicts,
+    merge_ranges,
 )
 from ._ties import first_index_of_max
-from ._uncertainty import (
-    DEFAULT_RULES,
-    HeldOut,
-    Predictions,
-    UncertaintyMixin,
-    check_rules,
-    outside_range,
-    top_two,
-)
+from ._uncertainty import Predictions, UncertaintyMixin
 from ._validation import (
     MULTICLASS_FORMS,
-    check_real_n,
     check_scores,
+    check_weights,
     class_labels,
+    distinct_labels,
     reject_none,
+    sample_count,
 )
 
 #: The uncertain flag's parameters, shared by both estimators.
@@ -71,62 +72,6 @@ MAP_CONSTRAINTS = {
 }
 
 
-#: The ``"auto"`` refinements need at least this many samples (the sum of the
-#: weights) per parameter they fit: the matrix map ``K**2 + K``, the ceiling with
-#: the affine map ``K + 1`` (three for two classes). On the quality benchmark
-#: the matrix map won where it had this many (5 classes, 1 960 rows a fold) and
-#: lost where it had fewer: wine and iris (12 parameters on 21 to 25 rows:
-#: in-distribution log-loss 2.7 times the best scikit-learn method's against
-#: 1.4) and digits (110 on 176 to 251 rows: the flag caught 26 % of the
-#: main job's in-distribution errors against 68 %).
-AUTO_ROWS_PER_PARAMETER = 10
-
-
-def refinement_layout(estimator, n_classes: int, n, *, rows: float):
-    """The :class:`~._refine.Layout` of the refinement that ``score_map``
-    and ``fit_ceiling`` ask of ``estimator`` (a calibrator's parameters) on
-    ``rows`` samples (the weights' sum), or ``None`` when the affine fit is
-    the answer."""
-    link, form = estimator.link, estimator.multiclass
-    k = n_classes
-
-    def enough(n_params):
-        return rows >= AUTO_ROWS_PER_PARAMETER * n_params
-
-    # at n = 2 (L = 0) the link is uniform: no ceiling left to fit
-    has_ceiling = (
-        link == "gaussian"
-        and (n_classes == 2 or form == "vs_top")
-        and math.log(n - 1) > MIN_CEILING
-    )
-    if estimator.fit_ceiling is True and not has_ceiling:
-        raise ValueError(
-            "fit_ceiling=True needs the gaussian link with two classes or "
-            f"multiclass='vs_top' (its ceiling L = ln(n - 1) is what is fitted); "
-            f"got link={link!r}, multiclass={form!r} with {n_classes} classes. "
-            "Use fit_ceiling='auto' or False."
-        )
-    ceiling = has_ceiling and (
-        estimator.fit_ceiling is True
-        or (estimator.fit_ceiling == "auto" and enough(k + 1))
-    )
-    score_map = estimator.score_map
-    if score_map == "auto":
-        matrix_ok = link != "softmax" and enough(k * k + k)
-        score_map = "matrix" if matrix_ok else "affine"
-    matrix = score_map == "matrix" and n_classes > 2
-    if not (matrix or ceiling):
-        return None
-    return Layout(
-        k,
-        matrix=matrix,
-        fit_intercept=estimator.fit_intercept,
-        ceiling=ceiling,
-        n=n,
-        penalty=estimator.matrix_penalty,
-    )
-
-
 #: Scores the calibrator's novelty rule is fitted on, at most (a random subset
 #: beyond): 5 folds of 20 000 training and 5 000 held-out rows each, of which
 #: the rule keeps 10 000 held-out scores in all.
@@ -136,39 +81,153 @@ NOVELTY_ROWS = 25_000
 #: about 710, so infinite scores stand beyond every finite one.
 NOVELTY_CLIP = 800.0
 
+#: With more score columns than this, the novelty detector sees a summary of
+#: each row instead: its this many largest scores, less the row's mean. The
+#: detector's cost per sample then does not grow with the number of classes
+#: (a network's 1 000 logits), and a row unlike the training rows shows in how
+#: its top scores stand against each other and the rest.
+NOVELTY_COLUMNS = 8
 
-def sample_count(sample_weight, n_rows: int, n_samples, *, n_classes: int, link: str):
-    """The ``n`` the links are built on: ``n_samples`` if given, else the sum of
-    the sample weights (the number of rows without weights).
 
-    Weights are read as frequency weights: a weight of 3 stands for three copies of
-    a row, which is what scikit-learn's weighted fits assume too; so the count is
-    their sum, and fitting with integer weights equals fitting on repeated rows.
+def map_spec(calibrator, n_classes: int, n: float, total: float, dtype) -> MapSpec:
+    """What :func:`~._map.fit_map` needs of a calibrator's parameters."""
+    return MapSpec(
+        n_classes,
+        calibrator.link,
+        calibrator.multiclass,
+        calibrator.fit_intercept,
+        calibrator.score_map,
+        calibrator.matrix_penalty,
+        calibrator.fit_ceiling,
+        n,
+        total,
+        np.dtype(dtype),
+    )
+
+
+def fit_calibration_map(calibrator, source, classes, n: float, summary=None):
+    """Fit ``calibrator``'s map on ``source`` (scores and indices into
+    ``classes``; ``summary``, its :func:`summarise` when known) and store it;
+    return the spec and the ``MapFit``.
+
+    The meta-estimator enters here: its folds' labels may lack a class of
+    ``classes``, and it sets ``n`` to its whole training count.
     """
-    if n_samples is not None:
-        return check_real_n(n_samples, n_classes=n_classes, link=link, name="n_samples")
-    if sample_weight is None:
-        n = float(n_rows)
-        name = "the number of samples"
-    else:
-        n = float(sample_weight.sum())
-        name = (
-            "the sum of sample_weight (weights are read as frequency weights, so "
-            "they count samples; set n_samples to override)"
-        )
-    return check_real_n(n, n_classes=n_classes, link=link, name=name)
-
-
-def check_weights(sample_weight, z) -> np.ndarray:
-    """Validated float64 frequency weights (ones when ``None``)."""
-    weights = _check_sample_weight(sample_weight, z, dtype=np.float64)
-    if sample_weight is not None and (weights < 0).any():
-        raise ValueError("sample_weight must be non-negative.")
-    if sample_weight is not None and not np.any(weights > 0):
+    summary = summarise(source) if summary is None else summary
+    n_classes = len(classes)
+    n_columns = summary["range"].shape[1]
+    if n_columns not in (1, n_classes) or (n_columns == 1 and n_classes != 2):
         raise ValueError(
-            "sample_weight are all zero; at least one weight must be positive."
+            f"scores have {n_columns} column(s) but y has {n_classes} classes; "
+            "pass one score column per class (or a single column of decision "
+            "scores for two classes)."
         )
-    return weights
+    spec = map_spec(calibrator, n_classes, n, summary["weight"], summary["dtype"])
+    fitted = fit_map(source, spec)
+    calibrator.classes_ = classes
+    calibrator.n_samples_ = n
+    if not hasattr(calibrator, "n_features_in_"):
+        calibrator.n_features_in_ = n_columns
+    fitted_map = fitted.map
+    calibrator.n_link_ = fitted_map.n_link
+    calibrator.scale_ = fitted_map.scale
+    calibrator.coef_ = fitted_map.coef
+    calibrator.intercept_ = fitted_map.intercept
+    calibrator.clip_range_ = fitted_map.clip_range
+    calibrator.n_iter_ = fitted.n_iter
+    calibrator.score_range_ = summary["range"]
+    return spec, fitted
+
+
+def summarise(source) -> dict:
+    """One pass over the rows of ``source``, validating them (a chunk's bad
+    value is named with its chunk): their count, weight, distinct labels,
+    score range and dtype."""
+    return source.map_reduce(_chunk_summary, _MERGE_SUMMARIES)
+
+
+def _score_range(z: np.ndarray) -> np.ndarray:
+    """``(2, columns)``: each score column's minimum and maximum."""
+    z = z.reshape(len(z), -1)
+    return np.vstack(
+        [z.min(axis=0, initial=np.inf), z.max(axis=0, initial=-np.inf)]
+    ).astype(np.float64)
+
+
+def _chunk_summary(chunk) -> dict:
+    """One pass over the rows, validating them (a chunk's bad value is named
+    with its chunk): their count, weight, distinct labels and score range."""
+    z = check_scores(chunk.z)
+    if (chunk.w < 0).any():
+        raise ValueError("sample_weight must be non-negative.")
+    return {
+        "rows": len(z),
+        "weight": float(chunk.w.sum()),
+        "labels": distinct_labels(chunk.y),
+        "range": _score_range(z),
+        "dtype": z.dtype,
+    }
+
+
+_MERGE_SUMMARIES = merge_dicts(
+    {"labels": np.union1d, "range": merge_ranges, "dtype": lambda a, b: a}
+)
+
+
+def novelty_columns(z: np.ndarray) -> np.ndarray:
+    """The score columns the novelty detector sees, in float64: all of them,
+    or beyond ``NOVELTY_COLUMNS`` the row's largest, less its mean."""
+    z = z.astype(np.float64).reshape(len(z), -1)
+    if z.shape[1] <= NOVELTY_COLUMNS:
+        return z
+    top = -np.partition(-z, NOVELTY_COLUMNS - 1, axis=1)[:, :NOVELTY_COLUMNS]
+    top = -np.sort(-top, axis=1)
+    finite = np.where(np.isfinite(z), z, np.nan)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # rows without a finite score
+        mean = np.nan_to_num(np.nanmean(finite, axis=1))
+    with np.errstate(invalid="ignore"):
+        return top - mean[:, None]
+
+
+def fit_score_novelty(detector, source):
+    """The novelty detector of a calibrator, cross-fitted on 5 folds of (a
+    random subset of at most ``NOVELTY_ROWS`` of) the scores, and the scaling
+    of its features (:func:`score_features`)."""
+    rows = np.arange(source.n_rows)
+    if source.n_rows > NOVELTY_ROWS:
+        rng = np.random.default_rng(0)
+        rows = np.sort(rng.choice(source.n_rows, NOVELTY_ROWS, replace=False))
+    chunk = source.gather(rows)
+    columns = novelty_columns(chunk.z)
+    finite = np.where(np.isfinite(columns), columns, np.nan)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-infinite columns
+        centre = np.nan_to_num(np.nanmedian(finite, axis=0))
+        with np.errstate(over="ignore", invalid="ignore"):
+            unit = np.nanmedian(np.abs(finite - centre), axis=0)
+    unit = np.where(np.isfinite(unit) & (unit > 0), unit, 1.0)
+    scaling = np.vstack([centre, unit])
+    features = score_features(scaling, chunk.z)
+    folds = KFold(min(5, len(rows)), shuffle=True, random_state=0)
+    model = fit_pooled(detector, features, list(folds.split(features)), chunk.w)
+    return model, scaling
+
+
+def score_features(scaling: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """The novelty detector's features of scores: the columns of
+    :func:`novelty_columns`, robustly standardised by ``scaling`` (centre and
+    unit) through ``arcsinh``: linear near the centre, logarithmic far out, so
+    that scores of 1e300 (or infinite, clipped at ``NOVELTY_CLIP``, beyond
+    arcsinh of the largest float) keep their order without overflowing the
+    detector's distances."""
+    centre, unit = scaling
+    with np.errstate(over="ignore", invalid="ignore"):
+        standardised = (novelty_columns(z) - centre) / unit
+    # the centre is finite: a NaN comes only from a row without a finite
+    # score in its summary, the most novel
+    standardised = np.nan_to_num(standardised, nan=np.inf)
+    return np.clip(np.arcsinh(standardised), -NOVELTY_CLIP, NOVELTY_CLIP)
 
 
 class GaussianSoftmaxCalibrator(
@@ -428,6 +487,7 @@ class GaussianSoftmaxCalibrator(
             Binary decision scores (positive means the second class of the sorted
             labels) or one logit column per class. Infinite scores are allowed
             (e.g. the log of a zero probability) except with ``link="softmax"``.
+            A Dask array or DataFrame is fitted on its cluster.
         y : array-like of shape (m,)
             Labels; at least two classes.
         sample_weight : array-like of shape (m,), default=None
@@ -438,216 +498,104 @@ class GaussianSoftmaxCalibrator(
         self : object
             The fitted calibrator.
         """
-        if _dask.is_dask_collection(scores) or _dask.is_dask_collection(y):
-            return _dask.fit_calibrator(self, scores, y, sample_weight)
         if y is None:
             raise ValueError(
                 f"{type(self).__name__} requires y to be passed, but the target y is "
                 "None; pass the labels the scores should predict."
             )
         rules = check_rules(self.uncertainty_rules)
+        source = self._source(scores, y, sample_weight)
+        summary = summarise(source)
+        classes = class_labels(summary["labels"], n_rows=summary["rows"])
+        if len(classes) < 2:
+            raise ValueError(
+                f"y holds one class only ({classes[0]!r}); a calibrator needs "
+                "labels of at least two classes."
+            )
+        if sample_weight is not None and not summary["weight"] > 0:
+            raise ValueError(
+                "sample_weight are all zero; at least one weight must be positive."
+            )
+        if self.link == "softmax" and not np.isfinite(summary["range"]).all():
+            raise ValueError(
+                "scores contain infinite values, which give an infinite log-loss "
+                "under link='softmax'; use link='gaussian' or 'linear', which bound "
+                "them, or pass finite scores."
+            )
+        n = sample_count(
+            None if sample_weight is None else summary["weight"],
+            summary["rows"],
+            self.n_samples,
+            n_classes=len(classes),
+            link=self.link,
+        )
+        encoded = source.map(
+            lambda chunk: chunk._replace(y=np.searchsorted(classes, chunk.y))
+        )
+        spec, fitted = fit_calibration_map(self, encoded, classes, n, summary)
+        held = self._held_out(encoded, spec, fitted, summary["weight"])
+        novelty = self._fit_novelty(encoded) if "novelty" in rules else None
+        self._fit_uncertainty(held, [held], novelty)
+        return self
+
+    def _source(self, scores, y, sample_weight):
+        """The rows to fit on: in memory, validated; on a cluster, validated
+        chunk by chunk as they are read (here: one row, for the widths, dtypes
+        and feature names)."""
+        handler = lazy_handler(scores, y)
+        if handler is not None:
+            source = handler.source(scores, y, sample_weight)
+            self._validate_scores(source.one_row_like(), reset=True)
+            return source
         z = self._validate_scores(scores, reset=True)
         y = column_or_1d(y, warn=True)
         if y.shape[0] != z.shape[0]:
             raise ValueError(
                 f"scores and y have different lengths: {z.shape[0]} and {y.shape[0]}."
             )
-        self.classes_ = class_labels(y)
-        n_classes = len(self.classes_)
-        if n_classes < 2:
-            raise ValueError(
-                f"y holds one class only ({self.classes_[0]!r}); a calibrator needs "
-                "labels of at least two classes."
-            )
-        weights = check_weights(sample_weight, z)
-        n_samples = sample_count(
-            None if sample_weight is None else weights,
-            z.shape[0],
-            self.n_samples,
-            n_classes=n_classes,
-            link=self.link,
-        )
-        y_index = np.searchsorted(self.classes_, y)
-        self._fit_encoded(z, y_index, weights, n_samples, self.classes_)
-        # The calibrator has a scale and K - 1 offsets: its probabilities on the
-        # data it was fitted on are nearly held-out ones.
-        novelty = None
-        if "novelty" in rules:
-            # The rule needs no more rows than it keeps (MAX_ROWS to fit a
-            # detector per fold, MAX_HELD_OUT held-out scores): a random subset
-            # spares passes over 10^6 scores.
-            rows = np.arange(len(z))
-            if len(z) > NOVELTY_ROWS:
-                rng = np.random.default_rng(0)
-                rows = np.sort(rng.choice(len(z), NOVELTY_ROWS, replace=False))
-            features = self._novelty_fit_features(z[rows])
-            folds = KFold(min(5, len(rows)), shuffle=True, random_state=0)
-            novelty = fit_pooled(
-                check_detector(self.novelty_detector),
-                features,
-                list(folds.split(features)),
-                weights[rows],
-            )
-        self._fit_uncertainty(
-            HeldOut.of_one_model(
-                self._proba_of_validated(z),
-                self._margin_of_validated(z),
-                y_index,
-                weights,
-            ),
-            novelty=novelty,
-        )
-        return self
+        return ArraySource(z, y, check_weights(sample_weight, z))
 
-    def _novelty_fit_features(self, z: np.ndarray) -> np.ndarray:
-        """Scores as features of the novelty detector, with the centre and
-        unit of each column learnt from ``z``."""
-        z = z.astype(np.float64).reshape(len(z), -1)
-        finite = np.where(np.isfinite(z), z, np.nan)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # all-infinite columns
-            centre = np.nan_to_num(np.nanmedian(finite, axis=0))
-            with np.errstate(over="ignore", invalid="ignore"):
-                unit = np.nanmedian(np.abs(finite - centre), axis=0)
-        unit = np.where(np.isfinite(unit) & (unit > 0), unit, 1.0)
-        self._novelty_scaling = np.vstack([centre, unit])
-        return self._novelty_features_of(z)
+    def _held_out(self, source, spec, fitted, total):
+        """The calibrator's held-out predictions of its rows: its own, or
+        where it has few rows per parameter, those of copies fitted on the
+        other rows (in memory)."""
+        fitted_map = fitted.map
+        if isinstance(source, ArraySource) and needs_held_out_refits(total, fitted):
+            z, y, w, _ = source.chunk
+            keep = np.ones(len(z), dtype=bool)
+            proba, margin = held_out_predictions(z, y, w, keep, spec, fitted)
+            return held_out_rows(proba, margin, y, w)
 
-    def _novelty_features_of(self, z: np.ndarray) -> np.ndarray:
-        """Robustly standardised scores through ``arcsinh``: linear near the
-        centre, logarithmic far out, so that scores of 1e300 (or infinite,
-        clipped at ``NOVELTY_CLIP``, beyond arcsinh of the largest float) keep
-        their order without overflowing the detector's distances."""
-        centre, unit = self._novelty_scaling
-        with np.errstate(over="ignore", invalid="ignore"):
-            standardised = (z.astype(np.float64).reshape(len(z), -1) - centre) / unit
-        # inf - inf cannot arise: the centre is finite
-        return np.clip(np.arcsinh(standardised), -NOVELTY_CLIP, NOVELTY_CLIP)
+        def own(chunk):
+            z = chunk.z
+            rows = np.column_stack([fitted_map.proba(z), fitted_map.margin(z)])
+            return Chunk(rows, chunk.y, chunk.w, chunk.start)
+
+        return source.map(own)
+
+    def _fit_novelty(self, source):
+        """The ``novelty`` rule's detector on the scores (see
+        :func:`fit_score_novelty`)."""
+        novelty, self._novelty_scaling = fit_score_novelty(
+            check_detector(self.novelty_detector), source
+        )
+        return novelty
 
     def _score_columns(self) -> int:
         return self.n_features_in_
 
     def _novelty_features(self, scores) -> list:
-        return [self._novelty_features_of(self._validated(scores))]
-
-    def _fit_encoded(self, z, y_index, weights, n_samples, classes):
-        """Fit on validated scores and indices ``y_index`` into ``classes``.
-
-        The meta-estimator enters here: its folds' labels may lack a class of
-        ``classes``, and it sets ``n`` to its whole training count.
-        """
-        self.classes_ = classes
-        n_classes = len(self.classes_)
-        n_columns = 1 if z.ndim == 1 else z.shape[1]
-        if n_columns not in (1, n_classes) or (n_columns == 1 and n_classes != 2):
-            raise ValueError(
-                f"scores have {n_columns} column(s) but y has {n_classes} classes; "
-                "pass one score column per class (or a single column of decision "
-                "scores for two classes)."
-            )
-        if self.link == "softmax" and not np.isfinite(z).all():
-            raise ValueError(
-                "scores contain infinite values, which give an infinite log-loss "
-                "under link='softmax'; use link='gaussian' or 'linear', which bound "
-                "them, or pass finite scores."
-            )
-        self.n_samples_ = n_samples
-        if not hasattr(self, "n_features_in_"):
-            self.n_features_in_ = n_columns
-        self.score_range_ = np.vstack([z.min(axis=0), z.max(axis=0)]).reshape(2, -1)
-        z64 = z.astype(np.float64, copy=False)
-        if n_classes == 2:
-            z64 = z64 if z64.ndim == 1 else binary_margin(z64)
-            result = fit_binary(
-                z64, y_index, weights, n_samples, self.link, self.fit_intercept
-            )
-        else:
-            result = fit_multiclass(
-                z64,
-                y_index,
-                weights,
-                n_samples,
-                self.link,
-                self.multiclass,
-                self.fit_intercept,
-            )
-        self._refine_and_store(
-            result,
-            rows=weights.sum(),
-            # rows of weight 0 are not in the fit (as if removed)
-            clip_range_of=lambda: finite_range(z64[weights > 0]),
-            refine=lambda layout, clip_range: refine_in_memory(
-                z64,
-                y_index,
-                weights,
-                layout,
-                self.link,
-                self.multiclass,
-                result,
-                clip_range,
-            ),
-        )
-        return self
-
-    def _refine_and_store(self, result, *, rows, clip_range_of, refine):
-        """Store the affine fit ``result`` as the fitted map, refined where
-        ``score_map`` and ``fit_ceiling`` ask for it on ``rows`` samples:
-        ``clip_range_of()`` gives the matrix's clip range and ``refine(layout,
-        clip_range)`` the refined map (in memory or on Dask)."""
-        n = self.n_samples_
-        layout = refinement_layout(self, len(self.classes_), n, rows=rows)
-        clip_range = clip_range_of() if layout is not None and layout.matrix else None
-        refined = None if layout is None else refine(layout, clip_range)
-        fit = result if refined is None else refined
-        self.n_link_ = n if refined is None else refined.n_link
-        self.scale_ = fit.scale
-        self.coef_ = None if refined is None else refined.coef
-        self.intercept_ = fit.intercept
-        self.clip_range_ = clip_range
-        self.n_iter_ = result.n_iter + (0 if refined is None else refined.n_iter)
+        return [score_features(self._novelty_scaling, self._validated(scores))]
 
     def _validated(self, scores) -> np.ndarray:
         check_is_fitted(self)
         return self._validate_scores(scores, reset=False)
 
-    def _mapped(self, z: np.ndarray) -> np.ndarray:
-        """The link's logits of validated scores: ``W z + b`` or ``a z + b``."""
-        if self.coef_ is not None:
-            low, high = self.clip_range_.astype(z.dtype)
-            cross = clipped_scores(z, low, high)
-            return matrix_scores(z, cross, self.coef_, self.intercept_)
-        # Python floats and a cast intercept keep float32 scores float32 (a
-        # numpy float64 scalar would promote them).
-        scale = float(self.scale_)
-        if z.ndim == 1:
-            return affine_scores(z, scale, float(self.intercept_[1]))
-        return affine_scores(z, scale, self.intercept_.astype(z.dtype))
-
-    def _proba_of_validated(self, z: np.ndarray, *, log: bool = False) -> np.ndarray:
-        """predict_proba (or its log) for scores already validated."""
-        return link_proba(
-            self._mapped(z), self.n_link_, self.link, self.multiclass, log=log
-        )
-
-    def _margin_of_validated(self, z: np.ndarray) -> np.ndarray:
-        """The calibrated score margin: the top class's mapped score minus the
-        runner-up's (for binary scores, ``|scale_ * s + intercept_[1]|``)."""
-        affine = self._mapped(z)
-        if affine.ndim == 1:
-            margin = np.abs(affine)
-        else:
-            top, runner_up = top_two(affine)
-            # huge scores may give an infinite margin, which still ranks
-            with np.errstate(invalid="ignore", over="ignore"):
-                margin = top - runner_up
-        # inf - inf: the top two tie at a bound, a margin of 0
-        margin = np.nan_to_num(margin, nan=0.0, posinf=np.inf, neginf=-np.inf)
-        return margin.astype(np.float64, copy=False)
-
     def _predictions(self, scores, *, with_range=True):
         z = self._validated(scores)
-        proba = self._proba_of_validated(z)
-        margin = self._margin_of_validated(z)
+        fitted_map = CalibrationMap.of(self)
+        proba = fitted_map.proba(z)
+        margin = fitted_map.margin(z)
         return Predictions(
             proba,
             [proba],
@@ -656,6 +604,7 @@ class GaussianSoftmaxCalibrator(
             [margin],
         )
 
+    @lazily
     def predict_proba(self, scores) -> np.ndarray:
         """Probabilities of each class, bounded by ``n_samples_``.
 
@@ -669,10 +618,10 @@ class GaussianSoftmaxCalibrator(
         proba : ndarray of shape (m, n_classes)
             Rows sum to 1; float32 for float32 scores.
         """
-        if _dask.is_dask_collection(scores):
-            return _dask.predict(self, "predict_proba", scores)
-        return self._proba_of_validated(self._validated(scores))
+        z = self._validated(scores)
+        return CalibrationMap.of(self).proba(z)
 
+    @lazily
     def predict_log_proba(self, scores) -> np.ndarray:
         """Log-probabilities of each class, computed without rounding to ``p``.
 
@@ -686,10 +635,10 @@ class GaussianSoftmaxCalibrator(
         log_proba : ndarray of shape (m, n_classes)
             The logs of :meth:`predict_proba`.
         """
-        if _dask.is_dask_collection(scores):
-            return _dask.predict(self, "predict_log_proba", scores)
-        return self._proba_of_validated(self._validated(scores), log=True)
+        z = self._validated(scores)
+        return CalibrationMap.of(self).proba(z, log=True)
 
+    @lazily
     def predict(self, scores) -> np.ndarray:
         """The most probable class of each row.
 
@@ -703,8 +652,6 @@ class GaussianSoftmaxCalibrator(
         labels : ndarray of shape (m,)
             Entries of ``classes_``.
         """
-        if _dask.is_dask_collection(scores):
-            return _dask.predict(self, "predict", scores)
         proba = self.predict_proba(scores)
         return self.classes_[first_index_of_max(proba)]
 

@@ -1,15 +1,20 @@
-"""GaussianSoftmaxClassifier: wrap any classifier for n-bounded probabilities."""
+"""GaussianSoftmaxClassifier: wrap any classifier for n-bounded probabilities.
+
+A thin orchestrator, like scikit-learn's ``CalibratedClassifierCV`` over its
+``_fit_classifier_calibrator_pair``: it splits the data (``cv``), fits the
+(estimator, calibrator) pairs (``_pairs``), the novelty detector, and the
+uncertain flag's state from the pairs' held-out predictions
+(``_uncertainty``), and averages the pairs' probabilities.
+"""
 
 from __future__ import annotations
 
 import warnings
 from inspect import signature
 from numbers import Integral
-from typing import NamedTuple
 
 import numpy as np
 from joblib import Parallel, delayed
-from scipy.special import logsumexp
 from sklearn.base import (
     BaseEstimator,
     ClassifierMixin,
@@ -17,10 +22,8 @@ from sklearn.base import (
     _fit_context,
     clone,
 )
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.frozen import FrozenEstimator
 from sklearn.model_selection import KFold, LeaveOneOut, check_cv
-from sklearn.pipeline import Pipeline
 from sklearn.svm import LinearSVC
 from sklearn.utils import Bunch, _safe_indexing, get_tags, indexable
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
@@ -30,89 +33,40 @@ from sklearn.utils.metadata_routing import (
     _routing_enabled,
     process_routing,
 )
-from sklearn.utils.validation import (
-    _check_method_params,
-    check_is_fitted,
-    column_or_1d,
-)
+from sklearn.utils.validation import check_is_fitted, column_or_1d
 
-from . import _dask
 from ._calibrator import (
     MAP_CONSTRAINTS,
     UNCERTAINTY_CONSTRAINTS,
     GaussianSoftmaxCalibrator,
+)
+from ._flag import DEFAULT_RULES, check_rules, outside_range
+from ._links import LINKS, clip_to_bounds
+from ._novelty import check_detector, fit_pooled
+from ._pairs import (
+    CalibratedPair,
+    FoldFit,
+    calibrate,
+    decision_scores,
+    fit_and_score,
+    fit_pair,
+    held_out,
+    novelty_input,
+)
+from ._persistence import VersionedStateMixin
+from ._source import lazily
+from ._ties import first_index_of_max
+from ._uncertainty import Predictions, UncertaintyMixin
+from ._validation import (
+    MULTICLASS_FORMS,
     check_weights,
+    class_labels,
     sample_count,
 )
-from ._links import LINKS, clip_to_bounds, link_proba
-from ._novelty import check_detector, fit_pooled
-from ._persistence import VersionedStateMixin
-from ._ties import first_index_of_max
-from ._uncertainty import (
-    DEFAULT_RULES,
-    HeldOut,
-    Predictions,
-    UncertaintyMixin,
-    check_rules,
-    outside_range,
-)
-from ._validation import MULTICLASS_FORMS, check_scores, class_labels
 
-#: The smallest probability whose log ``link="softmax"`` is given: as in
-#: ``CalibratedClassifierCV`` (``log(p + 1e-12)``), since softmax turns a
-#: ``-inf`` score into an infinite log-loss where the bounded links take it
-#: as a bound.
-PROBA_FLOOR = 1e-12
-
-
-def decision_scores(estimator, X, classes: np.ndarray, *, finite=False) -> np.ndarray:
-    """Scores of a fitted classifier, one column per class of ``classes``.
-
-    ``decision_function`` where the estimator has it, else ``log(predict_proba)``
-    (an exact zero probability becomes a ``-inf`` score, which the bounded
-    links take as a bound). Binary decision scores stay 1-D. A class the
-    estimator never saw (a cross-validation fold without it) gets a ``-inf``
-    column: that estimator never predicts it.
-
-    With ``finite`` (for ``link="softmax"``) the scores are finite instead: a
-    probability is raised to ``PROBA_FLOOR`` before its log, and a class the
-    estimator never saw gets the score of probability ``PROBA_FLOOR``.
-    """
-    if hasattr(estimator, "decision_function"):
-        scores = np.asarray(estimator.decision_function(X))
-    else:
-        proba = np.asarray(estimator.predict_proba(X), dtype=np.float64)
-        if finite:
-            proba = np.maximum(proba, PROBA_FLOOR)
-        with np.errstate(divide="ignore"):
-            scores = np.log(proba)
-    scores = check_scores(scores, name=f"scores of {type(estimator).__name__}")
-    seen = np.asarray(estimator.classes_)
-    if len(seen) == len(classes):
-        return scores
-    if scores.ndim == 1:
-        scores = np.column_stack([-scores / 2, scores / 2])
-    unseen = -np.inf
-    if finite:
-        # the score of probability PROBA_FLOOR against the seen classes
-        unseen = (logsumexp(scores, axis=1) + np.log(PROBA_FLOOR))[:, None]
-    full = np.empty((scores.shape[0], len(classes)), dtype=scores.dtype)
-    full[:] = unseen
-    full[:, np.searchsorted(classes, seen)] = scores
-    return full
-
-
-def novelty_input(estimator, X):
-    """What the ``novelty`` rule's detector sees of ``X``: the features the
-    last step of a Pipeline sees (its fitted preprocessing applied), else ``X``."""
-    if isinstance(estimator, FrozenEstimator):
-        estimator = estimator.estimator
-    if isinstance(estimator, Pipeline) and len(estimator) > 1:
-        return estimator[:-1].transform(X)
-    if getattr(X, "ndim", 2) > 2:
-        # images and other n-dimensional samples: one feature per entry
-        return X.reshape(X.shape[0], -1)
-    return X
+#: The class of a fitted pair under its name before 0.3, for the models
+#: pickled then (pickle finds it here by that name).
+_CalibratedPair = CalibratedPair
 
 
 def _average(per_pair: list, calibrator) -> np.ndarray:
@@ -134,199 +88,207 @@ def _clip_like(proba, calibrator, *, log):
     )
 
 
-class _CalibratedPair:
-    """A fitted estimator and the calibrator of its scores.
-
-    ``columns`` is None when the calibrator covers every class of the
-    classifier, else the indices of the classes it covers, those its estimator
-    saw: the others get ``-inf`` calibrated scores, so the link's floor
-    probability (0 under ``link="softmax"``), as in ``_fit_pair``.
-    """
-
-    # pairs saved before columns existed cover every class
-    columns = None
-
-    def __init__(self, estimator, calibrator, columns=None, n_classes=None):
-        self.estimator = estimator
-        self.calibrator = calibrator
-        self.columns = columns
-        self.n_classes = n_classes
-
-    def proba_and_scores(self, X, *, log=False):
-        calibrator = self.calibrator
-        scores = decision_scores(
-            self.estimator, X, calibrator.classes_, finite=calibrator.link == "softmax"
-        )
-        return self.proba_of_scores(scores, log=log), scores
-
-    def proba_of_scores(self, scores, *, log=False):
-        """Probabilities of every class from validated scores of the calibrator."""
-        calibrator = self.calibrator
-        if self.columns is None:
-            return calibrator._proba_of_validated(scores, log=log)
-        calibrated = calibrator._mapped(scores)
-        if calibrated.ndim == 1:
-            calibrated = np.column_stack([np.zeros_like(calibrated), calibrated])
-        full = np.full(
-            (calibrated.shape[0], self.n_classes), -np.inf, dtype=calibrated.dtype
-        )
-        full[:, self.columns] = calibrated
-        return link_proba(
-            full, calibrator.n_link_, calibrator.link, calibrator.multiclass, log=log
-        )
-
-
-def _fit_on_train(estimator, X, y_index, classes, train, fit_params):
-    estimator.fit(
-        _safe_indexing(X, train),
-        classes[y_index[train]],
-        **_check_method_params(X, params=fit_params, indices=train),
+def pair_predictions(pairs: list, X, with_range: bool) -> Predictions:
+    """Average probabilities of the pairs and each pair's own, the average
+    calibrated score margin and each pair's own, and with ``with_range``
+    whether any pair's scores of a sample leave its calibrator's
+    ``score_range_``."""
+    per_pair, margins, outside = [], [], None
+    for pair in pairs:
+        scores = pair.scores(X)
+        per_pair.append(pair.proba_of_scores(scores))
+        margins.append(pair.margin_of_scores(scores))
+        if with_range:
+            pair_outside = outside_range(scores, pair.calibrator.score_range_)
+            outside = pair_outside if outside is None else outside | pair_outside
+    # huge margins may add up to inf: still the largest, as they rank
+    with np.errstate(over="ignore"):
+        margin = sum(margins[1:], margins[0].copy()) / len(margins)
+    return Predictions(
+        _average(per_pair, pairs[0].calibrator), per_pair, outside, margin, margins
     )
-    return estimator
 
 
-def _fit_and_score(estimator, X, y_index, classes, train, test, fit_params, finite):
-    """Fit ``estimator`` on the ``train`` rows; return its scores of ``test``."""
-    _fit_on_train(estimator, X, y_index, classes, train, fit_params)
-    return decision_scores(estimator, _safe_indexing(X, test), classes, finite=finite)
-
-
-def _fit_pair(
-    estimator, X, y_index, classes, train, test, weights, n, fit_params, calibrator
-):
-    """Fit ``estimator`` on ``train``; fit ``calibrator`` on the estimator's
-    scores of ``test``.
-
-    A class missing from ``train`` is never predicted by that estimator, as in
-    ``CalibratedClassifierCV``: the calibrator covers the classes the
-    estimator saw and is fitted on the test samples of those classes, and the
-    pair gives the other classes a ``-inf`` calibrated score, which is the
-    link's floor probability (0 under ``link="softmax"``).
-    """
-    _fit_on_train(estimator, X, y_index, classes, train, fit_params)
-    X_test, y_test, w_test = _safe_indexing(X, test), y_index[test], weights[test]
-    finite = calibrator.link == "softmax"
-    seen = np.searchsorted(classes, estimator.classes_)
-    if len(seen) == len(classes):
-        scores = decision_scores(estimator, X_test, classes, finite=finite)
-        keep, y_fit, fit_classes = np.ones(len(test), bool), y_test, classes
-        pair = _CalibratedPair(estimator, calibrator)
-    else:
-        position = np.full(len(classes), -1)
-        position[seen] = np.arange(len(seen))
-        keep = position[y_test] >= 0
-        scores = decision_scores(estimator, X_test, classes[seen], finite=finite)
-        y_fit, fit_classes = position[y_test], classes[seen]
-        pair = _CalibratedPair(estimator, calibrator, seen, len(classes))
-    calibrator._fit_encoded(scores[keep], y_fit[keep], w_test[keep], n, fit_classes)
-    proba, margin = _cross_fitted(pair, scores, y_fit, w_test, keep, n, fit_classes)
-    return FoldFit(pair, test, proba, margin, scores)
-
-
-def _cross_fitted(pair, scores, y_fit, weights, keep, n, fit_classes):
-    """Held-out probabilities and margins of the rows a pair's calibrator was
-    fitted on: each row's from a copy fitted on the other rows (5-fold).
-
-    The calibrator's own probabilities of its fitting rows are optimistic when
-    a fold holds few rows per parameter (digits, 5 folds: a mean top-class
-    probability of 0.975 against 0.946 on new data), and the uncertain flag's
-    threshold, conformal references and shift summary need held-out ones.
-    """
-    inner = KFold(_INNER_FOLDS, shuffle=True, random_state=0)
-    if keep.sum() < 2 * _INNER_FOLDS * len(fit_classes):
-        # too few rows to leave any out: the calibrator's own probabilities
-        return pair.proba_of_scores(scores), pair.calibrator._margin_of_validated(
-            scores
+def encoded_labels(classes, y) -> np.ndarray:
+    """Positions in ``classes`` of labels ``y``, which must all be known."""
+    # membership first: labels of another type than classes_ (strings for
+    # a model fitted on integers) cannot even be sorted against them
+    known = set(classes.tolist())
+    unseen = [label for label in np.unique(y).tolist() if label not in known]
+    if unseen:
+        raise ValueError(
+            f"y holds labels {unseen} that the prefit estimator does not know "
+            f"(its classes_ are {classes.tolist()}); calibrate on data of "
+            "those classes only."
         )
-    proba = np.empty((len(scores), pair.n_classes or len(fit_classes)))
-    margin = np.empty(len(scores))
-    for inner_train, inner_test in inner.split(scores):
-        inner_train = inner_train[keep[inner_train]]
-        copy = clone(pair.calibrator)
-        with warnings.catch_warnings():
-            # a class missing from the inner rows pushes its offset to the box
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            copy._fit_encoded(
-                scores[inner_train],
-                y_fit[inner_train],
-                weights[inner_train],
-                n,
-                fit_classes,
+    return np.searchsorted(classes, y)
+
+
+def routed_fit_params(model, estimator, sample_weight, fit_params):
+    """The fit parameters of the wrapped estimator and the splitter: routed
+    when metadata routing is enabled, else ``sample_weight`` passed to the
+    estimator where its ``fit`` takes it."""
+    if _routing_enabled():
+        return process_routing(model, "fit", sample_weight=sample_weight, **fit_params)
+    fit_kwargs = dict(fit_params)
+    if sample_weight is not None:
+        if "sample_weight" in signature(estimator.fit).parameters:
+            fit_kwargs["sample_weight"] = sample_weight
+        else:
+            warnings.warn(
+                f"{type(estimator).__name__}.fit does not accept sample_weight; "
+                "the weights are used by the calibrator only.",
+                UserWarning,
+                stacklevel=3,
             )
-        held = _CalibratedPair(None, copy, pair.columns, pair.n_classes)
-        proba[inner_test] = held.proba_of_scores(scores[inner_test])
-        margin[inner_test] = copy._margin_of_validated(scores[inner_test])
-    return proba, margin
+    return Bunch(estimator=Bunch(fit=fit_kwargs), splitter=Bunch(split={}))
 
 
-#: Folds of the cross-fitted held-out probabilities within each fold.
-_INNER_FOLDS = 5
+def cv_folds(cv, X, y, routed) -> list:
+    """The ``(train, test)`` folds of ``cv``, checked as
+    ``CalibratedClassifierCV`` checks them."""
+    if isinstance(cv, LeaveOneOut):
+        # worded as CalibratedClassifierCV's, which code may match
+        raise ValueError(
+            "LeaveOneOut cross-validation does not allow all classes to be "
+            "present in test splits. Use a splitter that keeps every class "
+            "in each test fold, such as StratifiedKFold."
+        )
+    splitter = check_cv(cv, y, classifier=True)
+    n_folds = getattr(splitter, "n_splits", None)
+    if isinstance(n_folds, int):
+        counts = np.unique(y, return_counts=True)[1]
+        # As in CalibratedClassifierCV: a number of folds the user asked
+        # for must fit every class; the default folds may leave a rare
+        # class out of some (StratifiedKFold warns), unless no class fills
+        # them, where StratifiedKFold cannot split at all.
+        short = counts < n_folds
+        if short.all() or (cv is not None and short.any()):
+            raise ValueError(
+                f"Requesting {n_folds}-fold cross-validation but provided less "
+                f"than {n_folds} examples for at least one class; lower cv or "
+                "collect more samples of the rare classes."
+            )
+    return list(splitter.split(X, y, **routed.splitter.split))
 
 
-class FoldFit(NamedTuple):
-    """A fitted pair, the rows it held out (``test``), its own held-out
-    probabilities and margins of them, and its estimator's scores of them."""
-
-    pair: _CalibratedPair
-    test: np.ndarray
-    proba: np.ndarray
-    margin: np.ndarray
-    scores: np.ndarray
-
-
-def _as_the_ensemble_predicts(fits: list) -> list:
-    """Each pair's held-out probabilities and margins as the ensemble makes
-    them: every pair's calibrator on the scores of the estimator that did not
-    see the rows, averaged (the pair's own, its held-out ones).
-
-    The ensemble averages its pairs, which makes it less confident than any
-    one of them, the more so the more their calibrators differ (fitted
-    ceilings of different folds): a threshold learnt from single pairs'
-    probabilities accepted 4.7 % of the held-out digits at a target of 0.99
-    and none of a test set, against 92 % and 90 % with these. The other
-    pairs' calibrators never saw these rows. Their estimators did, so the
-    estimator's own spread between folds is not in the average: for forests
-    and boosted trees the ensemble is then a little less confident (and more
-    accurate) than these predictions (user guide, "The flag of an
-    ensemble"). A pair missing a class scores other columns: it keeps its own.
-    """
-    complete = [fit for fit in fits if fit.pair.columns is None]
-    out = []
-    for fit in fits:
-        if fit.pair.columns is not None or len(complete) < 2:
-            out.append((fit.proba, fit.margin))
-            continue
-        proba, margin = fit.proba.copy(), fit.margin.copy()
-        for other in complete:
-            if other is fit:
-                continue
-            proba += other.pair.proba_of_scores(fit.scores)
-            margin += other.pair.calibrator._margin_of_validated(fit.scores)
-        out.append((proba / len(complete), margin / len(complete)))
-    return out
-
-
-def _held_out(fits: list, y_index, weights) -> HeldOut:
-    """What the uncertain flag is fitted on: the held-out rows' probabilities
-    as the ensemble makes them (:func:`_as_the_ensemble_predicts`; averaged
-    over the folds that held a row out, when several did) and each pair's own
-    held-out predictions of the rows its estimator did not see."""
-    n_classes = fits[0].proba.shape[1]
-    total = np.zeros((len(y_index), n_classes))
-    total_margin = np.zeros(len(y_index))
-    count = np.zeros(len(y_index))
-    for fit, (proba, margin) in zip(fits, _as_the_ensemble_predicts(fits)):
-        total[fit.test] += proba
-        total_margin[fit.test] += margin
-        count[fit.test] += 1
-    held = count > 0
-    return HeldOut(
-        total[held] / count[held, None],
-        total_margin[held] / count[held],
-        y_index[held],
-        weights[held],
-        [(fit.proba, fit.margin, y_index[fit.test], weights[fit.test]) for fit in fits],
+def out_of_fold_scores(model, estimator, X, y_index, folds, routed):
+    """Every sample's score by a clone of ``estimator`` fitted on the other
+    folds (``ensemble=False``)."""
+    fold_scores = Parallel(n_jobs=model.n_jobs)(
+        delayed(fit_and_score)(
+            clone(estimator),
+            X,
+            y_index,
+            model.classes_,
+            train,
+            test,
+            routed.estimator.fit,
+            model.link == "softmax",
+        )
+        for train, test in folds
     )
+    first = fold_scores[0]
+    scores = np.full((len(y_index),) + first.shape[1:], np.nan, dtype=first.dtype)
+    for (_, test), fold in zip(folds, fold_scores):
+        scores[test] = fold
+    if np.isnan(scores).any():
+        raise ValueError(
+            "cv must put every sample in exactly one test fold when "
+            "ensemble=False, to give each an out-of-fold score."
+        )
+    return scores
+
+
+def fit_on_all(model, estimator, X, y_index, weights, scores) -> FoldFit:
+    """One calibrator on scores of every sample (out-of-fold ones, or a
+    prefit model's), with its held-out probabilities of those samples."""
+    if scores is None:
+        scores = decision_scores(
+            estimator, X, model.classes_, finite=model.link == "softmax"
+        )
+    pair = CalibratedPair(estimator, make_calibrator(model))
+    keep = np.ones(len(y_index), dtype=bool)
+    proba, margin = calibrate(
+        pair, scores, y_index, weights, keep, model.n_samples_, model.classes_
+    )
+    return FoldFit(pair, np.arange(len(y_index)), proba, margin, scores)
+
+
+def fit_pairs(model, estimator, X, y, y_index, weights, routed, folds, ensemble):
+    """The fitted pairs, as :class:`~._pairs.FoldFit`: one per fold with
+    ``ensemble=True``; else one, on out-of-fold scores (on ``X`` itself for a
+    prefit estimator, ``folds`` None)."""
+    if folds is None:
+        return [fit_on_all(model, estimator, X, y_index, weights, None)]
+    if not ensemble:
+        scores = out_of_fold_scores(model, estimator, X, y_index, folds, routed)
+        final = clone(estimator).fit(X, y, **routed.estimator.fit)
+        return [fit_on_all(model, final, X, y_index, weights, scores)]
+    return Parallel(n_jobs=model.n_jobs)(
+        delayed(fit_pair)(
+            clone(estimator),
+            X,
+            y_index,
+            model.classes_,
+            train,
+            test,
+            weights,
+            model.n_samples_,
+            routed.estimator.fit,
+            make_calibrator(model),
+        )
+        for train, test in folds
+    )
+
+
+def make_calibrator(model) -> GaussianSoftmaxCalibrator:
+    """An unfitted calibrator with the map parameters of ``model``."""
+    return GaussianSoftmaxCalibrator(
+        link=model.link,
+        multiclass=model.multiclass,
+        fit_intercept=model.fit_intercept,
+        score_map=model.score_map,
+        matrix_penalty=model.matrix_penalty,
+        fit_ceiling=model.fit_ceiling,
+    )
+
+
+def fit_novelty(model, X, pairs, folds, weights):
+    """The ``novelty`` rule's detectors, on the same folds as the pairs.
+
+    One detector per fold is fitted on the features of its training rows
+    and scores its held-out rows; the held-out scores are pooled, and the
+    first fold's detector scores new samples. With one pair per fold, each
+    fold's features come from that pair's estimator; with one pair (or a
+    prefit estimator, with 5 folds of ``X``), from that pair's.
+    """
+    detector = check_detector(model.novelty_detector)
+    try:
+        if len(pairs) > 1:
+            # each fold's rows through that fold's own preprocessing
+            def fold_features(index, train, test):
+                estimator = pairs[index].estimator
+                return (
+                    novelty_input(estimator, _safe_indexing(X, train)),
+                    novelty_input(estimator, _safe_indexing(X, test)),
+                )
+
+            return fit_pooled(detector, fold_features, folds, weights)
+        if folds is None:
+            splitter = KFold(min(5, len(weights)), shuffle=True, random_state=0)
+            folds = list(splitter.split(weights))
+        features = novelty_input(pairs[0].estimator, X)
+        return fit_pooled(detector, features, folds, weights)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(
+            f"the novelty rule's detector ({type(detector).__name__}) could not "
+            f"be fitted: {exc} It runs on the features the wrapped estimator's "
+            "last step sees (X itself unless the estimator is a Pipeline). Put "
+            "the preprocessing in a Pipeline, pass a novelty_detector that "
+            "handles these features (e.g. a Pipeline ending in an outlier "
+            "detector), or drop 'novelty' from uncertainty_rules."
+        ) from exc
 
 
 class GaussianSoftmaxClassifier(
@@ -476,25 +438,16 @@ class GaussianSoftmaxClassifier(
     sum, which makes fitting with integer weights equal to fitting on repeated
     rows.
 
-    **The uncertain flag.** ``low_confidence`` catches predictions the model
-    itself rates unlikely; ``novelty`` catches samples unlike the training data
-    (a conformal p-value of a novelty score, at most about ``novelty_alpha``
-    of in-distribution samples flagged), which confidence cannot see on shifted
-    data; ``ambiguous`` catches close calls between the top two classes;
-    ``out_of_range`` catches samples whose scores, for at least one (estimator,
-    calibrator) pair, leave the range that pair's calibrator saw in fit, a
-    cruder novelty signal without a guaranteed false-alarm rate; ``conformal``
-    catches samples whose conformal prediction set is not a single class. With
-    ``uncertainty_threshold="auto"`` the accepted predictions reach
-    ``target_accuracy`` on the held-out data the threshold was chosen on; on new
-    data of the same distribution they reach it approximately (a threshold
-    chosen on finite data lands a little below its target about half the time),
-    and on shifted data there is no guarantee: :meth:`shift_report` tells when a
-    batch no longer looks like the training data. Every held-out probability
-    comes from a classifier that did not see the sample (with ``ensemble=True``,
-    its own fold's pair, with the pair's calibrator cross-fitted within the
-    fold), and a new sample's conformal score is ranked against the held-out
-    scores of the same pair (cross-conformal prediction).
+    **The uncertain flag** (user guide, "Flagging predictions not to trust"):
+    its threshold, conformal references and shift summary come from held-out
+    predictions, made by pairs that did not see the sample (the threshold's
+    from every pair's calibrator on the held-out estimator's scores, as the
+    ensemble averages); a new sample's conformal score is ranked against the
+    held-out scores of the same pair (cross-conformal prediction). On new data
+    of the same distribution the accepted predictions reach ``target_accuracy``
+    approximately; on shifted data there is no guarantee, and
+    :meth:`shift_report` tells when a batch no longer looks like the training
+    data.
 
     Scores are taken from ``decision_function`` where the estimator has it, else
     from ``log(predict_proba)``: exact zero probabilities become ``-inf`` scores,
@@ -594,16 +547,6 @@ class GaussianSoftmaxClassifier(
             return estimator
         return self.estimator
 
-    def _make_calibrator(self):
-        return GaussianSoftmaxCalibrator(
-            link=self.link,
-            multiclass=self.multiclass,
-            fit_intercept=self.fit_intercept,
-            score_map=self.score_map,
-            matrix_penalty=self.matrix_penalty,
-            fit_ceiling=self.fit_ceiling,
-        )
-
     @_fit_context(
         # the wrapped estimator is validated by its own fit
         prefer_skip_nested_validation=False
@@ -647,7 +590,7 @@ class GaussianSoftmaxClassifier(
         frozen = isinstance(estimator, FrozenEstimator)
         ensemble = (not frozen) if self.ensemble == "auto" else self.ensemble
         self.classes_ = np.asarray(estimator.classes_) if frozen else labels
-        y_index = self._encode(y)
+        y_index = encoded_labels(self.classes_, y)
         if len(self.classes_) < 2:
             raise ValueError(
                 f"y holds one class only ({self.classes_[0]!r}); calibrated "
@@ -655,193 +598,29 @@ class GaussianSoftmaxClassifier(
             )
         weights = check_weights(sample_weight, y_index.reshape(-1, 1))
         self.n_samples_ = sample_count(
-            None if sample_weight is None else weights,
+            None if sample_weight is None else weights.sum(),
             len(y_index),
             self.n_samples,
             n_classes=len(self.classes_),
             link=self.link,
         )
-        routed = self._route(estimator, sample_weight, fit_params)
+        routed = routed_fit_params(self, estimator, sample_weight, fit_params)
 
-        if frozen and not ensemble:
-            results = [self._fit_on_all(estimator, X, y_index, weights, None)]
-        else:
-            folds = self._folds(X, y, routed)
-            if ensemble:
-                results = Parallel(n_jobs=self.n_jobs)(
-                    delayed(_fit_pair)(
-                        clone(estimator),
-                        X,
-                        y_index,
-                        self.classes_,
-                        train,
-                        test,
-                        weights,
-                        self.n_samples_,
-                        routed.estimator.fit,
-                        self._make_calibrator(),
-                    )
-                    for train, test in folds
-                )
-            else:
-                scores = self._out_of_fold_scores(estimator, X, y_index, folds, routed)
-                final = clone(estimator).fit(X, y, **routed.estimator.fit)
-                results = [self._fit_on_all(final, X, y_index, weights, scores)]
+        folds = None if frozen and not ensemble else cv_folds(self.cv, X, y, routed)
+        results = fit_pairs(
+            self, estimator, X, y, y_index, weights, routed, folds, ensemble
+        )
         pairs = [fit.pair for fit in results]
         novelty = None
         if "novelty" in check_rules(self.uncertainty_rules):
-            novelty = self._fit_novelty(
-                X, pairs, None if frozen and not ensemble else folds, weights
-            )
+            novelty = fit_novelty(self, X, pairs, folds, weights)
         self.calibrated_classifiers_ = pairs
-        self._fit_uncertainty(_held_out(results, y_index, weights), novelty=novelty)
+        self._fit_uncertainty(*held_out(results, y_index, weights), novelty=novelty)
         first = pairs[0].estimator
         for attribute in ("n_features_in_", "feature_names_in_"):
             if hasattr(first, attribute):
                 setattr(self, attribute, getattr(first, attribute))
         return self
-
-    def _encode(self, y):
-        # membership first: labels of another type than classes_ (strings for
-        # a model fitted on integers) cannot even be sorted against them
-        known = set(self.classes_.tolist())
-        unseen = [label for label in np.unique(y).tolist() if label not in known]
-        if unseen:
-            raise ValueError(
-                f"y holds labels {unseen} that the prefit estimator does not know "
-                f"(its classes_ are {self.classes_.tolist()}); calibrate on data of "
-                "those classes only."
-            )
-        return np.searchsorted(self.classes_, y)
-
-    def _route(self, estimator, sample_weight, fit_params):
-        if _routing_enabled():
-            return process_routing(
-                self, "fit", sample_weight=sample_weight, **fit_params
-            )
-        fit_kwargs = dict(fit_params)
-        if sample_weight is not None:
-            if "sample_weight" in signature(estimator.fit).parameters:
-                fit_kwargs["sample_weight"] = sample_weight
-            else:
-                warnings.warn(
-                    f"{type(estimator).__name__}.fit does not accept sample_weight; "
-                    "the weights are used by the calibrator only.",
-                    UserWarning,
-                    stacklevel=3,
-                )
-        return Bunch(estimator=Bunch(fit=fit_kwargs), splitter=Bunch(split={}))
-
-    def _folds(self, X, y, routed):
-        if isinstance(self.cv, LeaveOneOut):
-            # worded as CalibratedClassifierCV's, which code may match
-            raise ValueError(
-                "LeaveOneOut cross-validation does not allow all classes to be "
-                "present in test splits. Use a splitter that keeps every class "
-                "in each test fold, such as StratifiedKFold."
-            )
-        cv = check_cv(self.cv, y, classifier=True)
-        n_folds = getattr(cv, "n_splits", None)
-        if isinstance(n_folds, int):
-            counts = np.unique(y, return_counts=True)[1]
-            # As in CalibratedClassifierCV: a number of folds the user asked
-            # for must fit every class; the default folds may leave a rare
-            # class out of some (StratifiedKFold warns), unless no class fills
-            # them, where StratifiedKFold cannot split at all.
-            short = counts < n_folds
-            if short.all() or (self.cv is not None and short.any()):
-                raise ValueError(
-                    f"Requesting {n_folds}-fold cross-validation but provided less "
-                    f"than {n_folds} examples for at least one class; lower cv or "
-                    "collect more samples of the rare classes."
-                )
-        return list(cv.split(X, y, **routed.splitter.split))
-
-    def _out_of_fold_scores(self, estimator, X, y_index, folds, routed):
-        fold_scores = Parallel(n_jobs=self.n_jobs)(
-            delayed(_fit_and_score)(
-                clone(estimator),
-                X,
-                y_index,
-                self.classes_,
-                train,
-                test,
-                routed.estimator.fit,
-                self.link == "softmax",
-            )
-            for train, test in folds
-        )
-        first = fold_scores[0]
-        scores = np.full((len(y_index),) + first.shape[1:], np.nan, dtype=first.dtype)
-        for (_, test), fold in zip(folds, fold_scores):
-            scores[test] = fold
-        if np.isnan(scores).any():
-            raise ValueError(
-                "cv must put every sample in exactly one test fold when "
-                "ensemble=False, to give each an out-of-fold score."
-            )
-        return scores
-
-    def _fit_on_all(self, estimator, X, y_index, weights, scores):
-        """One calibrator on scores of every sample (out-of-fold ones, or a
-        prefit model's); returns it with its probabilities of those samples."""
-        if scores is None:
-            scores = decision_scores(
-                estimator, X, self.classes_, finite=self.link == "softmax"
-            )
-        calibrator = self._make_calibrator()
-        calibrator._fit_encoded(
-            scores, y_index, weights, self.n_samples_, self.classes_
-        )
-        pair = _CalibratedPair(estimator, calibrator)
-        if calibrator.coef_ is None:
-            # n scores for a handful of parameters: its own probabilities are
-            # nearly held-out ones
-            proba = calibrator._proba_of_validated(scores)
-            margin = calibrator._margin_of_validated(scores)
-        else:
-            # K**2 parameters of a matrix map: cross-fitted ones
-            keep = np.ones(len(y_index), dtype=bool)
-            proba, margin = _cross_fitted(
-                pair, scores, y_index, weights, keep, self.n_samples_, self.classes_
-            )
-        return FoldFit(pair, np.arange(len(y_index)), proba, margin, scores)
-
-    def _fit_novelty(self, X, pairs, folds, weights):
-        """The ``novelty`` rule's detectors, on the same folds as the pairs.
-
-        One detector per fold is fitted on the features of its training rows
-        and scores its held-out rows; the held-out scores are pooled, and the
-        first fold's detector scores new samples. With one pair per fold, each
-        fold's features come from that pair's estimator; with one pair (or a
-        prefit estimator, with 5 folds of ``X``), from that pair's.
-        """
-        detector = check_detector(self.novelty_detector)
-        try:
-            if len(pairs) > 1:
-                # each fold's rows through that fold's own preprocessing
-                def fold_features(index, train, test):
-                    estimator = pairs[index].estimator
-                    return (
-                        novelty_input(estimator, _safe_indexing(X, train)),
-                        novelty_input(estimator, _safe_indexing(X, test)),
-                    )
-
-                return fit_pooled(detector, fold_features, folds, weights)
-            if folds is None:
-                splitter = KFold(min(5, len(weights)), shuffle=True, random_state=0)
-                folds = list(splitter.split(weights))
-            features = novelty_input(pairs[0].estimator, X)
-            return fit_pooled(detector, features, folds, weights)
-        except (TypeError, ValueError) as exc:
-            raise ValueError(
-                f"the novelty rule's detector ({type(detector).__name__}) could not "
-                f"be fitted: {exc} It runs on the features the wrapped estimator's "
-                "last step sees (X itself unless the estimator is a Pipeline). Put "
-                "the preprocessing in a Pipeline, pass a novelty_detector that "
-                "handles these features (e.g. a Pipeline ending in an outlier "
-                "detector), or drop 'novelty' from uncertainty_rules."
-            ) from exc
 
     def _score_columns(self) -> int:
         return self.calibrated_classifiers_[0].calibrator.n_features_in_
@@ -851,29 +630,10 @@ class GaussianSoftmaxClassifier(
         return [novelty_input(self.calibrated_classifiers_[0].estimator, X)]
 
     def _predictions(self, X, *, with_range=True):
-        """Average probabilities of the pairs and each pair's own, the average
-        calibrated score margin, and with ``with_range`` whether any pair's
-        scores of a sample leave its calibrator's ``score_range_``."""
         check_is_fitted(self)
-        per_pair, margins, outside = [], [], None
-        for pair in self.calibrated_classifiers_:
-            pair_proba, scores = pair.proba_and_scores(X)
-            per_pair.append(pair_proba)
-            margins.append(pair.calibrator._margin_of_validated(scores))
-            if with_range:
-                pair_outside = outside_range(scores, pair.calibrator.score_range_)
-                outside = pair_outside if outside is None else outside | pair_outside
-        # huge margins may add up to inf: still the largest, as they rank
-        with np.errstate(over="ignore"):
-            margin = sum(margins[1:], margins[0].copy()) / len(margins)
-        return Predictions(
-            _average(per_pair, self.calibrated_classifiers_[0].calibrator),
-            per_pair,
-            outside,
-            margin,
-            margins,
-        )
+        return pair_predictions(self.calibrated_classifiers_, X, with_range)
 
+    @lazily
     def predict_proba(self, X) -> np.ndarray:
         """Probabilities of each class, bounded by ``n_samples_``.
 
@@ -887,14 +647,14 @@ class GaussianSoftmaxClassifier(
         proba : ndarray of shape (m, n_classes)
             The average over ``calibrated_classifiers_`` of their probabilities.
         """
-        if _dask.is_dask_collection(X):
-            return _dask.predict(self, "predict_proba", X)
         check_is_fitted(self)
         pairs = self.calibrated_classifiers_
         return _average(
-            [pair.proba_and_scores(X)[0] for pair in pairs], pairs[0].calibrator
+            [pair.proba_of_scores(pair.scores(X)) for pair in pairs],
+            pairs[0].calibrator,
         )
 
+    @lazily
     def predict_log_proba(self, X) -> np.ndarray:
         """Logs of :meth:`predict_proba`.
 
@@ -909,11 +669,9 @@ class GaussianSoftmaxClassifier(
             Computed in log space from each pair's log-probabilities, so that it
             keeps its precision near 0 and 1; finite for the bounded links.
         """
-        if _dask.is_dask_collection(X):
-            return _dask.predict(self, "predict_log_proba", X)
         check_is_fitted(self)
         logs = [
-            pair.proba_and_scores(X, log=True)[0]
+            pair.proba_of_scores(pair.scores(X), log=True)
             for pair in self.calibrated_classifiers_
         ]
         if len(logs) == 1:
@@ -923,6 +681,7 @@ class GaussianSoftmaxClassifier(
         first = self.calibrated_classifiers_[0].calibrator
         return _clip_like(log_mean, first, log=True)
 
+    @lazily
     def predict(self, X) -> np.ndarray:
         """The most probable class of each sample.
 
@@ -936,8 +695,6 @@ class GaussianSoftmaxClassifier(
         labels : ndarray of shape (m,)
             Entries of ``classes_``.
         """
-        if _dask.is_dask_collection(X):
-            return _dask.predict(self, "predict", X)
         proba = self.predict_proba(X)
         return self.classes_[first_index_of_max(proba)]
 

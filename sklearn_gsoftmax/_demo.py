@@ -5,10 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from sklearn import datasets
+from sklearn.calibration import CalibratedClassifierCV
 from sklearn.decomposition import PCA
+from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
+from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from ._classifier import GaussianSoftmaxClassifier
 from ._ties import first_index_of_max
 from .metrics import calibration_report
 
@@ -89,11 +93,6 @@ def compare_models(split: ShiftedSplit, *, cv: int = 5) -> tuple[pd.DataFrame, d
 
     Returns the :func:`report_table` and the fitted models by name.
     """
-    from sklearn.calibration import CalibratedClassifierCV
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-
-    from ._classifier import GaussianSoftmaxClassifier
 
     def base():
         return make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ._calibrator import GaussianSoftmaxCalibrator
 from ._persistence import TRUSTED_TYPES
 
 #: Suffixes of the table formats; pandas reads the compressed CSV ones too.
@@ -447,8 +448,6 @@ def load_model(path: str | os.PathLike):
     loaded; a file with a type that is neither one of ``TRUSTED_TYPES`` nor one
     skops trusts by default is refused, so loading never runs untrusted code.
     """
-    from ._calibrator import GaussianSoftmaxCalibrator
-
     _refuse_by_name(path)
     sio = _skops()
     check_exists(path)

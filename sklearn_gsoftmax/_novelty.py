@@ -178,6 +178,21 @@ class KNeighborsNovelty(BaseEstimator):
             missing += 0.5 * unknown
         return encoded, missing
 
+    def embed(self, X):
+        """The features the distances are computed in: standardised numbers
+        (missing ones at their mean) and one-hot categories.
+
+        Parameters
+        ----------
+        X : array-like, sparse matrix or DataFrame of shape (m, n_features)
+
+        Returns
+        -------
+        features : ndarray or sparse matrix of shape (m, n_embedded)
+        """
+        check_is_fitted(self)
+        return self._encode(*self._split(X, reset=False))[0]
+
     def score_samples(self, X) -> np.ndarray:
         """Minus the mean distance to the nearest reference samples.
 
@@ -456,7 +471,7 @@ class NoveltyModel:
         own features (standardised, categories one-hot encoded), else ``X``."""
         detector = self.detectors[0]
         if isinstance(detector, KNeighborsNovelty):
-            return detector._encode(*detector._split(X, reset=False))[0]
+            return detector.embed(X)
         return X
 
     def held_out_flag_rate(self, alpha: float) -> float:

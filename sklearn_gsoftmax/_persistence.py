@@ -31,6 +31,8 @@ _BEFORE_MAP_OPTIONS = {"score_map": "affine", "fit_ceiling": False}
 TRUSTED_TYPES = [
     "sklearn_gsoftmax._calibrator.GaussianSoftmaxCalibrator",
     "sklearn_gsoftmax._classifier.GaussianSoftmaxClassifier",
+    "sklearn_gsoftmax._pairs.CalibratedPair",
+    # where it was before 0.3, in the models saved then
     "sklearn_gsoftmax._classifier._CalibratedPair",
     "sklearn_gsoftmax._conformal.ConformalReference",
     # where it was before 0.3, in the models saved then

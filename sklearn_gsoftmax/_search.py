@@ -4,11 +4,16 @@ The likelihood of a bounded link is not convex in the scale: a mislabelled
 score far out costs at most about ``ln(n)`` at any scale that saturates it, but
 almost nothing at a scale near 0 or of the wrong sign. A few such scores give
 the likelihood a second basin there, and a local optimiser started at the
-wrong side falls into it and returns a flat model. So the bounded fits first
-profile the loss over a coarse, logarithmic grid of scales (on a subsample of
-at most ``SEARCH_ROWS`` rows), start the local optimiser at the lowest few
-local minima of that profile, keep the best end point, and refine it on all
-rows. An independent check then compares the result with the grid.
+wrong side falls into it and returns a flat model.
+
+So the bounded fits profile the loss over a coarse, logarithmic grid of scales
+(on a subsample: the most extreme rows, where the mislabelled scores that make
+the second basin are, and evenly spaced others), vectorised, one evaluation of
+the whole grid; local optimisations on the subsample run from the lowest few
+local minima of the profile (and from the convex softmax fit), and the best
+end point is refined on all rows. An independent check then compares the
+result with the grid. A fit started from another fit of nearly the same rows
+(the held-out refits of a calibrator) skips the search.
 
 ``link="softmax"`` skips all this: its loss is convex in the parameters, and
 a collapse it shows on such scores is its true maximum-likelihood answer.
@@ -18,17 +23,24 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
-from typing import NamedTuple
 
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
+from ._links import binary_nll_derivatives, link_nll
+from ._objective import PRIOR_STRENGTH, margins, standardise
+from ._optimise import LocalFit, not_converged
+from ._source import BLOCK_ENTRIES, ArraySource
 from ._ties import below, tie_ranks
 
-#: Rows the search over the scale runs on. Its cost is then independent of the
-#: data size; the refinement on all rows starts in the right basin and needs
-#: only a few passes over the data.
+#: Rows the search runs on, at most (fewer for many classes: at most
+#: ``SEARCH_ENTRIES`` scores). Its cost is then independent of the data size;
+#: the refinement on all rows starts in the right basin and needs only a few
+#: passes over the data.
 SEARCH_ROWS = 4096
+SEARCH_ENTRIES = 1 << 20
+#: Smallest subsample, whatever the number of classes.
+_MIN_SEARCH_ROWS = 512
 # One row in this many of the subsample is taken from the most extreme scores.
 _EXTREME_SHARE = 8
 #: Positive scales of the search grid, on standardised scores (unit robust
@@ -41,50 +53,65 @@ N_STARTS = 3
 #: Gradient tolerance of the search's local optimisations: loose, since they
 #: only pick the basin that the final optimisation then polishes.
 SEARCH_GRADIENT_TOL = 1e-6
+#: Offsets of the binary search's lines, added to the flat model's offset (the
+#: first line, 0, is the flat model's own): a saturated basin may sit at an
+#: offset far from the flat model's (20 tied scores: the flat line's profile
+#: passed it by and the fit ended 2e-3 worse, silently).
+OFFSET_SHIFTS = (0.0, -2.0, -1.0, 1.0, 2.0)
 # The check's tolerance, relative to the loss: far above rounding, far below a
 # change of basin (which moves the mean loss by ~1e-3 or more).
 _CHECK_RTOL = 1e-7
 
 
-class LocalFit(NamedTuple):
-    """A local optimiser's end point. ``problem`` says why it stopped short of
-    its tolerance, or is ``None``."""
-
-    theta: np.ndarray
-    value: float
-    n_iter: int
-    problem: str | None = None
+def search_size(n_classes: int) -> int:
+    """Rows of the search's subsample: ``SEARCH_ROWS``, fewer for many
+    classes."""
+    return int(min(SEARCH_ROWS, max(_MIN_SEARCH_ROWS, SEARCH_ENTRIES // n_classes)))
 
 
-def search_rows(weights: np.ndarray, extremity: np.ndarray):
-    """A subsample of at most ``SEARCH_ROWS`` rows for the search, as
-    ``(rows, weights)`` with the weights normalised to sum to 1; ``None`` for
-    all rows (small data, or a subsample without weight).
+def extremity(chunk) -> np.ndarray:
+    """How far out each row's scores are: the margin's size for binary scores,
+    the spread of the row for logits (a row of infinite scores: infinite)."""
+    z = chunk.z
+    if z.ndim == 1 or z.shape[1] <= 2:
+        return np.abs(margins(z))
+    with np.errstate(invalid="ignore"):
+        spread = (z.max(axis=1) - z.min(axis=1)).astype(np.float64)
+    return np.nan_to_num(spread, nan=np.inf)
 
-    The rows of largest ``extremity`` (the magnitude of their scores) are all
-    in it, at their own weight: the mislabelled extreme scores the search is
-    about are few, and an evenly spaced sample would miss them. The rest are
-    evenly spaced rows of the others (deterministic, and in proportion to every
-    stratum of data sorted by score or label), weighted up to stand for them.
+
+def search_sample(source, total: float, size: int):
+    """A subsample of at most ``size`` rows of ``source`` for the search, as
+    an ``ArraySource`` whose weights sum to 1; ``None`` for all rows (small
+    data, or a subsample without weight).
+
+    The rows of largest :func:`extremity` are all in it, at their own weight:
+    the mislabelled extreme scores the search is about are few, and an evenly
+    spaced sample would miss them. The rest are evenly spaced rows of the
+    others (deterministic, and in proportion to every stratum of data sorted
+    by score or label), weighted up to stand for them.
     """
-    m = len(weights)
-    if m <= SEARCH_ROWS:
+    m = source.n_rows
+    if m <= size:
         return None
-    n_extreme = SEARCH_ROWS // _EXTREME_SHARE
-    extreme = np.argpartition(extremity, m - n_extreme)[m - n_extreme :]
-    is_other = np.ones(m, dtype=bool)
-    is_other[extreme] = False
-    others = np.flatnonzero(is_other)  # in row order, unlike a partition
-    spaced = others[
-        np.linspace(0, len(others) - 1, SEARCH_ROWS - n_extreme).astype(np.intp)
-    ]
-    spaced_total = weights[spaced].sum()
+    n_extreme = size // _EXTREME_SHARE
+    extreme = source.top_k(extremity, n_extreme)
+    # the i-th row that is not extreme: i plus the extremes before it
+    positions = np.linspace(0, m - n_extreme - 1, size - n_extreme).astype(np.intp)
+    before = extreme - np.arange(n_extreme)
+    spaced = positions + np.searchsorted(before, positions, side="right")
+    rows = np.concatenate([spaced, extreme])
+    order = np.argsort(rows)
+    chunk = source.gather(rows[order])
+    back = np.argsort(order)
+    z, y, w = chunk.z[back], chunk.y[back], chunk.w[back].astype(np.float64)
+    spaced_total = w[: len(spaced)].sum()
     if spaced_total <= 0:
         return None
-    rows = np.concatenate([spaced, extreme])
-    sub_weights = weights[rows].astype(np.float64)
-    sub_weights[: len(spaced)] *= weights[others].sum() / spaced_total
-    return rows, sub_weights / sub_weights.sum()
+    w = w / total
+    others = 1.0 - w[len(spaced) :].sum()
+    w[: len(spaced)] *= others / (spaced_total / total)
+    return ArraySource(z, y, w / w.sum())
 
 
 def scale_grid(signed: bool) -> np.ndarray:
@@ -92,6 +119,64 @@ def scale_grid(signed: bool) -> np.ndarray:
     if signed:
         return np.concatenate([-SEARCH_SCALES[::-1], [0.0], SEARCH_SCALES])
     return np.concatenate([[0.0], SEARCH_SCALES])
+
+
+def grid_around(flat: np.ndarray, signed: bool, offset_bounds) -> tuple:
+    """The grid of the search: the scales of :func:`scale_grid` at the flat
+    model's offsets (``flat``, the optimum at scale 0), and for binary scores
+    also at other offsets. Returns the grid and its number of lines."""
+    scales = scale_grid(signed)
+    shifts = OFFSET_SHIFTS if len(flat) == 2 else (0.0,)
+    grid = np.tile(flat, (len(shifts) * len(scales), 1))
+    grid[:, 0] = np.tile(scales, len(shifts))
+    if len(flat) == 2:
+        grid[:, 1] += np.repeat(shifts, len(scales))
+        np.clip(grid[:, 1], *offset_bounds, out=grid[:, 1])
+    return grid, len(shifts)
+
+
+def profile(sample: ArraySource, layout, link: str, form: str, unit: float):
+    """``values(grid)``: the penalised losses on ``sample`` at the affine
+    maps of the rows of ``grid`` (scale on standardised scores, then the
+    offsets), evaluated together, in batches of at most ``BLOCK_ENTRIES``."""
+    z, y, w = sample.chunk.z, sample.chunk.y, sample.chunk.w
+    n = layout.n
+    if layout.k == 2:
+        s_std = standardise(margins(z), unit)
+        sign = 2.0 * y - 1.0
+    else:
+        z = z.astype(np.float64, copy=False)
+
+    def values(grid: np.ndarray) -> np.ndarray:
+        out = np.empty(len(grid))
+        per_point = len(y) * layout.k
+        step = max(1, BLOCK_ENTRIES // per_point)
+        for start in range(0, len(grid), step):
+            part = grid[start : start + step]
+            scale = part[:, :1]
+            with np.errstate(over="ignore", invalid="ignore"):
+                if layout.k == 2:
+                    u = scale * s_std
+                    u[part[:, 0] == 0.0] = 0.0  # 0 * inf: see affine_scores
+                    if layout.fit_intercept:
+                        u += part[:, 1:2]
+                    loss = binary_nll_derivatives(
+                        u.ravel(), np.tile(sign, len(part)), n, link
+                    )[0].reshape(len(part), -1)
+                else:
+                    u = (scale / unit)[:, :, None] * z[None]
+                    u[part[:, 0] == 0.0] = 0.0
+                    u += np.array([layout.intercept(theta) for theta in part])[
+                        :, None, :
+                    ]
+                    loss = link_nll(
+                        u.reshape(-1, layout.k), np.tile(y, len(part)), n, link, form
+                    ).reshape(len(part), -1)
+            prior = 0.5 * PRIOR_STRENGTH * np.einsum("ij,ij->i", part, part)
+            out[start : start + step] = loss @ w + prior
+        return out
+
+    return values
 
 
 def _lowest_local_minima(values: np.ndarray, count: int) -> np.ndarray:
@@ -106,11 +191,11 @@ def _lowest_local_minima(values: np.ndarray, count: int) -> np.ndarray:
     return minima[np.argsort(ranks[minima], kind="stable")[:count]]
 
 
-def _starts(profile: np.ndarray, lines: int) -> np.ndarray:
+def _starts(values: np.ndarray, lines: int) -> np.ndarray:
     """Grid indices to start from: the ``N_STARTS`` lowest local minima along
     the first line (the flat model's offsets), and the lowest minimum of each
     other line (other offsets, for basins the first line passes by)."""
-    along = profile.reshape(lines, -1)
+    along = values.reshape(lines, -1)
     points = along.shape[1]
     starts = list(_lowest_local_minima(along[0], N_STARTS))
     for line in range(1, lines):
@@ -118,13 +203,21 @@ def _starts(profile: np.ndarray, lines: int) -> np.ndarray:
     return np.array(starts)
 
 
+def lowest(fits: list) -> LocalFit:
+    """The fit of lowest loss, the first of those that tie: which of two
+    equally good end points wins does not hang on rounding."""
+    values = np.array([fit.value for fit in fits])
+    return fits[int(np.argmin(tie_ranks(values)))]
+
+
 def global_fit(
     grid: np.ndarray,
-    sub_values: Callable[[np.ndarray], np.ndarray],
+    values: np.ndarray,
     search_fit: Callable[[np.ndarray], LocalFit],
     final_fit: Callable[[np.ndarray], LocalFit],
     full_value: Callable[[np.ndarray], float] | None,
     lines: int = 1,
+    also: LocalFit | None = None,
 ) -> LocalFit:
     """Search the basins on the subsample, refine the best, check.
 
@@ -134,7 +227,7 @@ def global_fit(
         Parameter vectors along the scale axis, in order, on ``n_lines``
         lines of different offsets one after the other (the first: the flat
         model's offsets).
-    sub_values : callable
+    values : ndarray of shape (n_lines * n_points,)
         The losses at the rows of ``grid``, on the subsample.
     search_fit : callable
         A local optimisation on the subsample from a parameter vector, to a
@@ -146,26 +239,32 @@ def global_fit(
         subsample is all rows.
     lines : int, default=1
         Number of lines of offsets in ``grid``.
+    also : LocalFit, default=None
+        A search fit from elsewhere (the convex start's), in the running.
 
     Returns
     -------
     LocalFit
-        The best end point found. A ``ConvergenceWarning`` says so when the
-        optimiser stopped short of its tolerance there, or when a grid point
-        has a lower loss (the fit is then not at the optimum).
+        The best end point found.
     """
-    profile = sub_values(grid)
-    starts = _starts(profile, lines)
-    best = _lowest([search_fit(grid[i]) for i in starts])
+    fits = [search_fit(grid[i]) for i in _starts(values, lines)]
+    best = lowest(fits + ([] if also is None else [also]))
     best = final_fit(best.theta)
-    check_theta = grid[int(np.argmin(tie_ranks(profile)))]
-    check_value = float(profile.min())
+    check_theta = grid[int(np.argmin(tie_ranks(values)))]
+    check_value = float(values.min())
     if full_value is not None:
         check_value = full_value(check_theta)
         if below(check_value, best.value):
             # The subsample's best basin is not the best on all rows: a few
             # influential rows it left out. Continue from the grid point.
-            best = _lowest([best, final_fit(check_theta)])
+            best = lowest([best, final_fit(check_theta)])
+    check(best, check_theta, check_value)
+    return best
+
+
+def check(best: LocalFit, check_theta, check_value: float) -> None:
+    """Warn when the optimiser stopped short, or when a grid point of the
+    search is lower than where it ended (then the fit is not at the optimum)."""
     if best.problem is not None:
         not_converged(best.problem, best.value)
     if best.value > check_value + _CHECK_RTOL * abs(check_value):
@@ -175,31 +274,5 @@ def global_fit(
             f"standardised scores) of a coarse search give {check_value:.6g}: "
             "the fit is not at the optimum. The scores may be degenerate.",
             ConvergenceWarning,
-            stacklevel=5,
+            stacklevel=6,
         )
-    return best
-
-
-def _lowest(fits: list) -> LocalFit:
-    """The fit of lowest loss, the first of those that tie: which of two
-    equally good end points wins does not hang on rounding."""
-    values = np.array([fit.value for fit in fits])
-    return fits[int(np.argmin(tie_ranks(values)))]
-
-
-def not_converged(reason: str, loss: float) -> None:
-    """Report an optimiser that stopped short of its tolerance.
-
-    A non-finite loss means bad parameters: an error. Otherwise the parameters
-    improve on the start but may be off the optimum, typically on degenerate
-    scores (many exact ties, where vs_top has kinks, or separable ones): as in
-    scikit-learn's solvers, a ConvergenceWarning says so.
-    """
-    if not np.isfinite(loss):
-        raise RuntimeError(f"the calibrator's fit failed: {reason}.")
-    warnings.warn(
-        f"the calibrator's fit did not fully converge: {reason}. The scores may be "
-        "degenerate (many exact ties, or separable classes).",
-        ConvergenceWarning,
-        stacklevel=5,
-    )

@@ -15,6 +15,7 @@ import math
 
 import numpy as np
 
+from ._source import ArraySource
 from ._ties import below, near, tie_groups
 
 #: Confidence bins of the first, linear pass of :func:`select_threshold`.
@@ -79,12 +80,13 @@ def accepted_accuracy_curve(confidence, correct, weights, margin=None):
     )
 
 
-def _cut(values: np.ndarray, edge: float, *, up: bool) -> float:
+def _cut(near_edge: np.ndarray, edge: float, *, up: bool) -> float:
     """A value near ``edge`` that no run of tying values crosses: ``edge``
     itself unless a run straddles it, else where that run ends (above the
     edge with ``up``, below it without); ``inf`` (``-inf``) if the run goes
-    on beyond ``_EDGE_PAD``."""
-    local = np.sort(values[np.abs(values - edge) <= _EDGE_PAD])
+    on beyond ``_EDGE_PAD``. ``near_edge`` holds the values within
+    ``_EDGE_PAD`` of the edge."""
+    local = np.sort(near_edge[np.abs(near_edge - edge) <= _EDGE_PAD])
     split = np.searchsorted(local, edge)
     if split in (0, len(local)) or not near(local[split - 1], local[split]):
         return edge
@@ -96,31 +98,52 @@ def _cut(values: np.ndarray, edge: float, *, up: bool) -> float:
     return float(beyond[-1]) if beyond.size else -math.inf
 
 
-def select_threshold(confidence, correct, weights, target_accuracy, margin=None):
-    """The smallest threshold whose accepted predictions reach
-    ``target_accuracy``, with ties as in :func:`accepted_totals`.
+def ranking_rows(confidence, correct, weights, margin=None) -> np.ndarray:
+    """The rows :func:`select_threshold_on` reads, one per prediction:
+    ``(confidence, correct, margin, weight)``."""
+    margin = np.zeros(len(confidence)) if margin is None else margin
+    return np.column_stack([confidence, correct, margin, weights]).astype(np.float64)
 
-    Returns ``(threshold, coverage, accuracy)`` on the given data, and with a
-    ``margin`` also the margin threshold (``-inf`` unless a tie is cut). When
-    no threshold reaches the target, the threshold is ``inf``: every
+
+def _histogram(rows: np.ndarray) -> np.ndarray:
+    """Per confidence bin: the weight, the correct weight and the count."""
+    bins = (rows[:, 0] * BINS).astype(np.intp)
+    np.minimum(bins, BINS - 1, out=bins)
+    return np.vstack(
+        [
+            np.bincount(bins, weights=rows[:, 3], minlength=BINS),
+            np.bincount(bins, weights=rows[:, 3] * rows[:, 1], minlength=BINS),
+            np.bincount(bins, minlength=BINS),
+        ]
+    )
+
+
+def _concatenate(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.concatenate([a, b])
+
+
+def select_threshold_on(source, target_accuracy, *, with_margin=True):
+    """The smallest threshold whose accepted predictions reach
+    ``target_accuracy``, with ties as in :func:`accepted_totals`, on the rows
+    of ``source`` (chunks of :func:`ranking_rows` in ``z``).
+
+    Returns ``(threshold, coverage, accuracy)`` on those rows, and with
+    ``with_margin`` also the margin threshold (``-inf`` unless a tie is cut).
+    When no threshold reaches the target, the threshold is ``inf``: every
     prediction is flagged, whatever its probability (coverage 0, accuracy
     NaN). That is recorded, not warned about; the estimators warn when the
     flag is used. An accuracy that ties with the target reaches it.
 
     A full sort of 10^6 confidences costs about as much as fitting the
-    calibrator, so a linear pass over ``BINS`` confidence bins first finds the
-    lowest bin that can hold the answer; only the confidences of that bin (up
-    to the ends of the runs of ties crossing its edges) are sorted, the next
-    bin's where it does not hold it.
+    calibrator, and on a cluster it would gather every row: one pass of
+    ``BINS`` confidence bins finds the lowest bin that can hold the answer;
+    only the rows of that bin (up to the ends of the runs of ties crossing its
+    edges) are gathered and sorted, the next bin's where it does not hold it.
     """
-    confidence = np.asarray(confidence, dtype=np.float64)
-    correct_weights = weights * correct
-    total = weights.sum()
-    # probabilities lie in [0, 1]: bin j holds confidences in [j/B, (j+1)/B)
-    bins = (confidence * BINS).astype(np.intp)
-    np.minimum(bins, BINS - 1, out=bins)
-    bin_weight = np.bincount(bins, weights=weights, minlength=BINS)
-    bin_correct = np.bincount(bins, weights=correct_weights, minlength=BINS)
+    bin_weight, bin_correct, bin_count = source.map_reduce(
+        lambda chunk: _histogram(chunk.z)
+    )
+    total = bin_weight.sum()
     # the totals of the bins above each bin
     weight_above = np.cumsum(bin_weight[::-1])[::-1] - bin_weight
     correct_above = np.cumsum(bin_correct[::-1])[::-1] - bin_correct
@@ -132,22 +155,32 @@ def select_threshold(confidence, correct, weights, target_accuracy, margin=None)
         best = (correct_above + bin_correct) / (weight_above + bin_correct)
     # the slack only admits more bins to the exact check, against rounding
     # (a bin of zero-weight samples still holds thresholds, lower ones)
-    occupied = np.bincount(bins, minlength=BINS) > 0
-    candidates = np.flatnonzero((best >= target_accuracy * (1.0 - 1e-9)) & occupied)
+    candidates = np.flatnonzero(
+        (best >= target_accuracy * (1.0 - 1e-9)) & (bin_count > 0)
+    )
     for j in candidates:
         # the last bin holds 1.0 too
         low, high = j / BINS, (j + 1) / BINS if j < BINS - 1 else math.inf
+        near_edges = source.map_reduce(
+            lambda chunk, low=low, high=high: chunk.z[:, 0][
+                (np.abs(chunk.z[:, 0] - low) <= _EDGE_PAD)
+                | (np.abs(chunk.z[:, 0] - high) <= _EDGE_PAD)
+            ],
+            _concatenate,
+        )
         # the bin's thresholds, with every value of the tie groups they end
-        low_cut = _cut(confidence, low, up=False)
-        high_cut = _cut(confidence, high, up=True)
-        members = (confidence >= low_cut) & (confidence < high_cut)
-        above = confidence >= high_cut
+        low_cut = _cut(near_edges, low, up=False)
+        high_cut = _cut(near_edges, high, up=True)
+        window, above = source.map_reduce(
+            lambda chunk, a=low_cut, b=high_cut: _window(chunk.z, a, b),
+            lambda x, y: (_concatenate(x[0], y[0]), x[1] + y[1]),
+        )
         thresholds, margins, accepted_weight, accepted_correct = accepted_totals(
-            confidence[members],
-            correct[members],
-            weights[members],
-            None if margin is None else margin[members],
-            start=(weights[above].sum(), correct_weights[above].sum()),
+            window[:, 0],
+            window[:, 1].astype(bool),
+            window[:, 3],
+            window[:, 2] if with_margin else None,
+            start=tuple(above),
         )
         accuracy = accepted_correct / accepted_weight
         in_bin = (thresholds >= low) & (thresholds < high)
@@ -160,8 +193,29 @@ def select_threshold(confidence, correct, weights, target_accuracy, margin=None)
                 float(accuracy[last]),
             )
             # the accepted keys are those >= (threshold, margin threshold)
-            return choice if margin is None else (*choice, float(margins[last]))
-    return (math.inf, 0.0, math.nan) + (() if margin is None else (-math.inf,))
+            return (*choice, float(margins[last])) if with_margin else choice
+    return (math.inf, 0.0, math.nan) + ((-math.inf,) if with_margin else ())
+
+
+def _window(rows: np.ndarray, low_cut: float, high_cut: float):
+    """The rows with a confidence in ``[low_cut, high_cut)``, and the weight
+    and correct weight of those above."""
+    confidence = rows[:, 0]
+    above = confidence >= high_cut
+    members = (confidence >= low_cut) & ~above
+    weights = rows[above, 3]
+    return rows[members], np.array([weights.sum(), weights @ rows[above, 1]])
+
+
+def select_threshold(confidence, correct, weights, target_accuracy, margin=None):
+    """:func:`select_threshold_on` of arrays (with the margin threshold when
+    ``margin`` is given)."""
+    rows = ranking_rows(np.asarray(confidence, np.float64), correct, weights, margin)
+    return select_threshold_on(
+        ArraySource(rows, np.zeros(len(rows)), rows[:, 3]),
+        target_accuracy,
+        with_margin=margin is not None,
+    )
 
 
 def low_confidence(top, margin, threshold: float, margin_threshold: float):

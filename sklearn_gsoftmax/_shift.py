@@ -24,6 +24,7 @@ from typing import NamedTuple
 import numpy as np
 from scipy import stats
 
+from ._source import mean_and_std, merge_moments, moments
 from ._ties import near
 
 #: Smallest batch the report accepts: below it every test is too weak to say
@@ -47,39 +48,50 @@ class Batch(NamedTuple):
     loss: np.ndarray | None = None
 
 
-def held_out_summary(rates: dict, held_out: Batch, weights) -> dict:
+def summary_parts(held_out: Batch, weights) -> dict:
+    """Sums and moments of held-out predictions' statistics, which merge
+    (:data:`PART_MERGES`) over chunks and models into what
+    :func:`held_out_summary` summarises."""
+    accepted, correct = held_out.accepted, held_out.correct
+    return {
+        "weight": float(weights.sum()),
+        "flagged": {
+            rule: float(weights @ mask) for rule, mask in held_out.masks.items()
+        },
+        "confidence": moments(held_out.confidence, weights),
+        "loss": moments(held_out.loss, weights),
+        "correct": float(weights @ correct),
+        "accepted": float(weights @ accepted),
+        "accepted_correct": float(weights @ (accepted & correct)),
+    }
+
+
+#: How :func:`summary_parts` merge: by their own rule where it is not a sum.
+PART_MERGES = {
+    "flagged": lambda a, b: {rule: a[rule] + b[rule] for rule in a},
+    "confidence": merge_moments,
+    "loss": merge_moments,
+}
+
+
+def held_out_summary(rates: dict, parts: dict) -> dict:
     """What a batch from the training distribution should look like.
 
-    ``rates`` maps each rule to its expected flag rate; ``held_out`` holds
-    the held-out predictions' statistics (labels included), with their
-    sample weights (frequency weights: the counts of the tests are weighted
-    counts).
+    ``rates`` maps each rule to its expected flag rate; ``parts`` holds the
+    held-out predictions' :func:`summary_parts` (weights are frequency
+    weights: the counts of the tests are weighted counts).
     """
-    total = float(weights.sum())
-
-    def mean_and_std(values):
-        # an infinite loss (a zero probability under softmax) has no mean to
-        # compare: summarise the finite ones
-        finite = np.isfinite(values)
-        w = weights
-        if not finite.all():
-            values, w = values[finite], weights[finite]
-        mean = float(np.dot(w, values) / w.sum())
-        deviation = values - mean
-        deviation *= deviation
-        return mean, float(np.sqrt(np.dot(w, deviation) / w.sum()))
-
-    accepted, correct = held_out.accepted, held_out.correct
-    accepted_weight = float(weights[accepted].sum())
+    total = parts["weight"]
+    accepted_weight = parts["accepted"]
     return {
         "n": total,
         "rates": {rule: float(rate) for rule, rate in rates.items()},
-        "confidence": mean_and_std(held_out.confidence),
-        "loss": mean_and_std(held_out.loss),
-        "accuracy": float(np.dot(weights, correct) / total),
+        "confidence": mean_and_std(parts["confidence"]),
+        "loss": mean_and_std(parts["loss"]),
+        "accuracy": parts["correct"] / total,
         "n_accepted": accepted_weight,
         "accepted_accuracy": (
-            float(weights[accepted & correct].sum() / accepted_weight)
+            parts["accepted_correct"] / accepted_weight
             if accepted_weight > 0
             else float("nan")
         ),

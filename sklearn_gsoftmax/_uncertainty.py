@@ -1,33 +1,12 @@
-"""The uncertain flag: which predictions not to act on, and why.
+"""The uncertain flag's public methods, for both estimators.
 
-Pure numpy functions of probabilities and labels, and a mixin that gives both
-estimators ``predict_uncertain``, ``predict_set`` and ``predict_frame`` from two
-hooks: held-out probabilities at fit time, and probabilities plus an
-out-of-range mask at predict time.
-
-The rules (``uncertainty_rules``):
-
-``low_confidence``
-    The top-class probability is below ``uncertainty_threshold``. Catches the
-    predictions the model itself says are likely wrong.
-``ambiguous``
-    The top class is less than ``ambiguity_ratio`` times as probable as the
-    runner-up: two (or more) classes compete. Catches confusions between close
-    classes even when the top probability is moderate (in a 10-class problem,
-    0.45 against 0.40 is ambiguous; 0.45 against nine at 0.06 is not).
-``out_of_range``
-    A score falls outside the range the calibrator saw in fit. This marks
-    novelty, not error: the model extrapolates there, often confidently and
-    correctly, so the rule is off by default. It serves data collection:
-    labelling those samples extends the range the model has evidence for.
-``conformal``
-    The split-conformal prediction set at level ``1 - conformal_alpha`` does not
-    hold exactly one class: several classes cannot be excluded (or none fits).
-``novelty``
-    The sample is unlike the training data: its conformal novelty p-value is at
-    most ``novelty_alpha`` (see ``_novelty``), so in-distribution at most about
-    that share is flagged. Confidence cannot see shift (far from the training
-    data models are confidently wrong); this rule does.
+:class:`UncertaintyMixin` gives ``predict_uncertain``, ``predict_set``,
+``predict_frame``, ``shift_report``, ``select_for_labeling`` and
+``confidence_margin`` to an estimator that implements ``_predictions(X)`` (a
+:class:`Predictions`) and ``_novelty_features(X)`` (the inputs of each novelty
+detector), and calls ``_fit_uncertainty`` at the end of ``fit``. The rules and
+the fitted state are ``_flag``'s; the mixin stores that state in the
+estimator's attributes and applies it.
 """
 
 from __future__ import annotations
@@ -37,40 +16,29 @@ import warnings
 from typing import NamedTuple
 
 import numpy as np
-
-from . import _dask
+import pandas as pd
 
 # ConformalReference is imported here too for models pickled before it moved
-from ._conformal import ConformalReference, conformal_sets, nonconformity
+from ._conformal import ConformalReference, conformal_sets  # noqa: F401
+from ._flag import (
+    DEFAULT_RULES,
+    RULES,
+    SAMPLE_RULES,
+    Rules,
+    assigned_statistics,
+    batch_statistics,
+    check_rules,
+    fit_flag,
+    probability_masks,
+)
+from ._labeling import select_diverse
+from ._links import top_probability
 from ._novelty import missing_counts
-from ._selective import low_confidence, select_threshold
-from ._shift import Batch, held_out_summary
-from ._ties import TIE_RTOL, at_most, below, first_index_of_max
+from ._shift import MIN_BATCH, shift_report
+from ._source import lazily
+from ._ties import at_most, first_index_of_max
 
-RULES = ("low_confidence", "ambiguous", "out_of_range", "conformal", "novelty")
-
-#: The rules that look at a sample (its features or scores), not at a model's
-#: probabilities.
-SAMPLE_RULES = ("out_of_range", "novelty")
-
-#: The rules applied unless ``uncertainty_rules`` says otherwise: one for the
-#: predictions the model rates unlikely, one for samples unlike its training data.
-DEFAULT_RULES = ("low_confidence", "novelty")
-
-
-def check_rules(rules) -> tuple:
-    """Validate ``uncertainty_rules``: a tuple (or list) of known rule names."""
-    if not isinstance(rules, tuple | list):
-        raise ValueError(
-            f"uncertainty_rules must be a tuple of rule names from {RULES}, got "
-            f"{rules!r}."
-        )
-    unknown = [rule for rule in rules if rule not in RULES]
-    if unknown:
-        raise ValueError(
-            f"unknown uncertainty rule(s) {unknown}; the rules are {RULES}."
-        )
-    return tuple(dict.fromkeys(rules))
+__all__ = ["DEFAULT_RULES", "RULES", "Predictions", "UncertaintyMixin", "check_alpha"]
 
 
 def check_alpha(alpha) -> float:
@@ -83,36 +51,6 @@ def check_alpha(alpha) -> float:
             f"fall outside the set), got {alpha}."
         )
     return float(alpha)
-
-
-def outside_range(z: np.ndarray, score_range: np.ndarray) -> np.ndarray:
-    """Rows of scores ``z`` with a score outside ``score_range`` (row 0 the
-    minimum, row 1 the maximum of each column)."""
-    low, high = score_range
-    # relative to the range itself: raw scores may be in any unit, and a
-    # score equal to a training extreme stays inside whatever its last bits
-    outside = (z < low - TIE_RTOL * np.abs(low)) | (z > high + TIE_RTOL * np.abs(high))
-    return outside if outside.ndim == 1 else outside.any(axis=1)
-
-
-def top_two(proba: np.ndarray):
-    """The largest and second largest probability of each row."""
-    if proba.shape[1] == 2:
-        return top_probability(proba), np.minimum(proba[:, 0], proba[:, 1])
-    part = np.partition(proba, -2, axis=1)
-    return part[:, -1], part[:, -2]
-
-
-def top_probability(proba: np.ndarray) -> np.ndarray:
-    """The largest probability of each row (the confidence)."""
-    if proba.shape[1] == 2:
-        # numpy reduces along a short last axis slowly: 10x faster for 10^6 rows
-        return np.maximum(proba[:, 0], proba[:, 1])
-    return proba.max(axis=1)
-
-
-def _is_correct(proba: np.ndarray, y_index: np.ndarray) -> np.ndarray:
-    return first_index_of_max(proba) == y_index
 
 
 class Predictions(NamedTuple):
@@ -132,177 +70,45 @@ class Predictions(NamedTuple):
     per_model_margin: list
 
 
-class HeldOut(NamedTuple):
-    """Held-out predictions of the training samples: what the flag is fitted on.
-
-    ``proba`` and ``margin`` are made the way new predictions are made (for an
-    ensemble, every pair's calibrator applied to the scores of the estimator
-    that did not see the sample, averaged), for the samples ``y_index`` with
-    ``weights``. ``per_model`` holds, for each model in the order of
-    ``_predictions``, ``(proba, margin, y_index, weights)`` of its own
-    held-out predictions of the samples it did not see: its conformal
-    reference, and what :meth:`UncertaintyMixin.shift_report` compares a
-    batch with.
-    """
-
-    proba: np.ndarray
-    margin: np.ndarray
-    y_index: np.ndarray
-    weights: np.ndarray
-    per_model: list
-
-    @classmethod
-    def of_one_model(cls, proba, margin, y_index, weights) -> HeldOut:
-        """A single model's held-out predictions."""
-        return cls(proba, margin, y_index, weights, [(proba, margin, y_index, weights)])
-
-
-def _concatenate(parts: list) -> Batch:
-    """One :class:`Batch` of the rows of ``parts``, in order."""
-    first = parts[0]
-    return Batch(
-        {
-            rule: np.concatenate([part.masks[rule] for part in parts])
-            for rule in first.masks
-        },
-        *(
-            None
-            if getattr(first, field) is None
-            else np.concatenate([getattr(part, field) for part in parts])
-            for field in Batch._fields[1:]
-        ),
-    )
-
-
 class UncertaintyMixin:
-    """``predict_uncertain``, ``predict_set``, ``predict_frame``,
-    ``shift_report`` and ``select_for_labeling`` for an estimator that
-    implements ``_predictions(X)`` (a :class:`Predictions`) and
-    ``_novelty_features(X)`` (the inputs of each novelty detector), and calls
-    ``_fit_uncertainty`` at the end of ``fit``."""
+    """The uncertain flag's public methods (see the module)."""
 
-    def _fit_uncertainty(self, held_out: HeldOut, novelty=None):
-        """Learn the threshold from the held-out predictions (ties in
-        confidence broken by their calibrated margin); keep each model's
-        conformal reference, the fitted ``NoveltyModel`` of the ``novelty``
-        rule and what :meth:`shift_report` expects of a batch."""
+    def _fit_uncertainty(self, held, per_model, novelty=None) -> None:
+        """Learn the flag's state from the held-out predictions: ``held`` made
+        as new predictions are made, ``per_model`` each model's own (sources
+        of ``_flag.held_out_rows``); ``novelty`` the fitted ``NoveltyModel``
+        of the ``novelty`` rule."""
         self._uncertainty_rules = check_rules(self.uncertainty_rules)
-        proba, weights = held_out.proba, held_out.weights
-        confidence = top_probability(proba)
-        correct = _is_correct(proba, held_out.y_index)
-        self.uncertainty_margin_threshold_ = -math.inf
-        if self.uncertainty_threshold == "auto":
-            threshold, coverage, accuracy, self.uncertainty_margin_threshold_ = (
-                select_threshold(
-                    confidence,
-                    correct,
-                    weights,
-                    self.target_accuracy,
-                    margin=held_out.margin,
-                )
-            )
-        else:
-            threshold = float(self.uncertainty_threshold)
-            accepted = ~below(confidence, threshold)
-            accepted_weight = weights[accepted].sum()
-            coverage = float(accepted_weight / weights.sum())
-            accuracy = (
-                float(weights[accepted & correct].sum() / accepted_weight)
-                if accepted_weight > 0
-                else float("nan")
-            )
-        self.uncertainty_threshold_ = threshold
-        self.coverage_ = coverage
-        self.accepted_accuracy_ = accuracy
-        nonconformities = [
-            nonconformity(model_proba, model_y)
-            for model_proba, _, model_y, _ in held_out.per_model
-        ]
-        self.conformity_scores_ = np.concatenate(nonconformities)
-        self._conformal_references = [
-            ConformalReference(scores, model_weights)
-            for scores, (*_, model_weights) in zip(nonconformities, held_out.per_model)
-        ]
+        fitted = fit_flag(
+            self._rules(threshold=self.uncertainty_threshold),
+            held,
+            per_model,
+            novelty,
+            self._score_columns(),
+        )
+        self.uncertainty_threshold_ = fitted.threshold
+        self.uncertainty_margin_threshold_ = fitted.margin_threshold
+        self.coverage_ = fitted.coverage
+        self.accepted_accuracy_ = fitted.accuracy
+        self._conformal_references = fitted.references
+        self.conformity_scores_ = np.concatenate(
+            [reference.scores for reference in fitted.references]
+        )
         self._novelty = novelty
-        self._held_out_summary = self._summarise_held_out(held_out.per_model)
+        self._held_out_summary = fitted.summary
         self._flag_warning_given = False
 
-    def _summarise_held_out(self, per_model) -> dict:
-        """Flag rates, confidence, loss and accuracy of each model's own
-        held-out predictions, pooled: what :meth:`shift_report` expects of a
-        batch whose samples are each predicted by one model."""
-        parts = [
-            self._batch_statistics(
-                model_proba,
-                margin,
-                [reference],
-                y_index,
-                # a held-out sample's score is in its own reference already:
-                # the rule's sets are a little wider here than for new samples
-            )
-            for (model_proba, margin, y_index, _), reference in zip(
-                per_model, self._conformal_references
-            )
-        ]
-        held_out = _concatenate(parts)
-        weights = np.concatenate([model_weights for *_, model_weights in per_model])
-        rates = {
-            rule: np.dot(weights, mask) / weights.sum()
-            for rule, mask in held_out.masks.items()
-        }
-        if "out_of_range" in self._uncertainty_rules:
-            # A new exchangeable score leaves the range of m held-out ones with
-            # chance at most 2/(m + 1) per column; over the columns and the
-            # models this gives an upper bound of the rate, not an estimate
-            # (shift_report tests it one-sided).
-            within = 1.0
-            for reference in self._conformal_references:
-                columns = self._score_columns()
-                within *= max(0.0, 1.0 - 2.0 * columns / (len(reference.scores) + 1))
-            rates["out_of_range"] = 1.0 - within
-        if self._novelty is not None:
-            rates["novelty"] = self._novelty.held_out_flag_rate(self.novelty_alpha)
-        return held_out_summary(
-            {rule: rates[rule] for rule in self._uncertainty_rules}, held_out, weights
-        )
-
-    def _batch_statistics(self, proba, margin, references, y_index=None) -> Batch:
-        """The flags of the rules that look at probabilities, the confidence,
-        acceptance and, with labels, correctness and log-loss of predictions
-        ``proba`` of one model (``references`` its conformal reference)."""
-        masks = self._probability_masks(proba, [proba], references, margin)
-        accepted = np.ones(len(proba), dtype=bool)
-        for mask in masks.values():
-            accepted &= ~mask
-        correct = loss = None
-        if y_index is not None:
-            correct = _is_correct(proba, y_index)
-            with np.errstate(divide="ignore"):
-                loss = -np.log(proba[np.arange(len(y_index)), y_index])
-            loss = loss.astype(np.float64, copy=False)
-        return Batch(masks, top_probability(proba), accepted, correct, loss)
-
-    def _low_confidence(self, top, margin) -> np.ndarray:
-        return low_confidence(
-            top,
-            margin,
-            self.uncertainty_threshold_,
+    def _rules(self, threshold=None) -> Rules:
+        """The flag's parameters and fitted thresholds."""
+        return Rules(
+            self._uncertainty_rules,
+            self.uncertainty_threshold_ if threshold is None else threshold,
             getattr(self, "uncertainty_margin_threshold_", -math.inf),
+            self.target_accuracy,
+            self.ambiguity_ratio,
+            self.conformal_alpha,
+            self.novelty_alpha,
         )
-
-    def _probability_masks(self, proba, per_model, references, margin) -> dict:
-        """Flags of the rules that look at probabilities (and margins) only."""
-        masks = {}
-        for rule in self._uncertainty_rules:
-            if rule == "low_confidence":
-                masks[rule] = self._low_confidence(top_probability(proba), margin)
-            elif rule == "ambiguous":
-                top, runner_up = top_two(proba)
-                masks[rule] = below(top, self.ambiguity_ratio * runner_up)
-            elif rule == "conformal":
-                sets = conformal_sets(references, per_model, self.conformal_alpha)
-                masks[rule] = sets.sum(axis=1) != 1
-        return masks
 
     def _warn_if_flagging_everything(self) -> None:
         """Warn, at the first use of the flag of a fitted model, when
@@ -338,31 +144,33 @@ class UncertaintyMixin:
                 "and predict_frame."
             )
 
-    def _rule_masks(self, X) -> tuple[Predictions, dict, np.ndarray | None]:
+    def _rule_masks(self, X) -> tuple[Predictions, dict, tuple | None]:
         """The predictions, each rule's flags and, when the ``novelty`` rule is
         on, the novelty p-values and how many of each sample's features the
         detector found missing (with their number)."""
         predictions = self._predictions(X)
         self._check_uncertainty_fitted()
         self._warn_if_flagging_everything()
-        by_probability = self._probability_masks(
+        masks = probability_masks(
+            self._rules(),
             predictions.proba,
             predictions.per_model,
             self._conformal_references,
             predictions.margin,
         )
-        masks, novelty = {}, None
-        for rule in self._uncertainty_rules:
-            if rule == "out_of_range":
-                masks[rule] = predictions.out_of_range
-            elif rule == "novelty":
-                features = self._novelty_features(X)
-                pvalues = self._novelty.pvalues(features)
-                novelty = (pvalues, *missing_counts(features[0]))
-                masks[rule] = at_most(pvalues, self.novelty_alpha)
-            else:
-                masks[rule] = by_probability[rule]
-        return predictions, masks, novelty
+        novelty = None
+        if "out_of_range" in self._uncertainty_rules:
+            masks["out_of_range"] = predictions.out_of_range
+        if "novelty" in self._uncertainty_rules:
+            features = self._novelty_features(X)
+            pvalues = self._novelty.pvalues(features)
+            novelty = (pvalues, *missing_counts(features[0]))
+            masks["novelty"] = at_most(pvalues, self.novelty_alpha)
+        return (
+            predictions,
+            {rule: masks[rule] for rule in self._uncertainty_rules},
+            novelty,
+        )
 
     def confidence_margin(self, X) -> np.ndarray:
         """The calibrated score margin of each prediction: its top class's
@@ -429,9 +237,6 @@ class UncertaintyMixin:
             for the batch, ``report["shifted"].any()``, is also in
             ``report.attrs["shifted"]``.
         """
-        from ._shift import MIN_BATCH
-        from ._shift import shift_report as report
-
         alpha = check_alpha(alpha)
         predictions, masks, _ = self._rule_masks(X)
         if not hasattr(self, "_held_out_summary"):
@@ -447,55 +252,25 @@ class UncertaintyMixin:
                 f"anything, got {proba.shape[0]}; pool batches before reporting."
             )
         y_index = None if y is None else self._label_indices(y, proba.shape[0])
+        rules = self._rules()
         # the rules that do not look at a model's probabilities are the same
         # for the average and for each model
         shared = {rule: masks[rule] for rule in masks if rule in SAMPLE_RULES}
-        observed = self._batch_statistics(
-            proba, predictions.margin, self._conformal_references, y_index
+        observed = batch_statistics(
+            rules, proba, predictions.margin, None, y_index, masks=masks
         )
-        return report(
-            self._held_out_summary,
-            self._with_masks(observed, shared),
-            self._with_masks(self._assigned_statistics(predictions, y_index), shared),
-            alpha=alpha,
+        assigned = assigned_statistics(
+            rules,
+            predictions.per_model,
+            predictions.per_model_margin,
+            self._conformal_references,
+            y_index,
         )
-
-    def _with_masks(self, batch: Batch, shared: dict) -> Batch:
-        merged = {**batch.masks, **shared}
-        return batch._replace(
+        merged = {**assigned.masks, **shared}
+        assigned = assigned._replace(
             masks={rule: merged[rule] for rule in self._uncertainty_rules}
         )
-
-    def _assigned_statistics(self, predictions, y_index) -> Batch:
-        """:meth:`_batch_statistics` with each sample predicted by one model in
-        turn (sample ``i`` by model ``i % n_models``), as each held-out sample
-        was by the one model that did not see it."""
-        n_models = len(predictions.per_model)
-        m = len(predictions.proba)
-        parts, order = [], []
-        for j, (proba, margin, reference) in enumerate(
-            zip(
-                predictions.per_model,
-                predictions.per_model_margin,
-                self._conformal_references,
-            )
-        ):
-            rows = np.arange(j, m, n_models)
-            parts.append(
-                self._batch_statistics(
-                    proba[rows],
-                    margin[rows],
-                    [reference],
-                    None if y_index is None else y_index[rows],
-                )
-            )
-            order.append(rows)
-        assigned = _concatenate(parts)
-        back = np.argsort(np.concatenate(order))
-        return Batch(
-            {rule: mask[back] for rule, mask in assigned.masks.items()},
-            *(None if field is None else field[back] for field in assigned[1:]),
-        )
+        return shift_report(self._held_out_summary, observed, assigned, alpha=alpha)
 
     def _label_indices(self, y, n_rows: int) -> np.ndarray:
         """Positions in ``classes_`` of labels ``y``, with a clear error for
@@ -539,8 +314,6 @@ class UncertaintyMixin:
         positions : ndarray of int of shape (n_select,)
             Row positions into ``X``, most worth labelling first.
         """
-        from ._labeling import select_diverse
-
         predictions = self._predictions(X, with_range=False)
         self._check_uncertainty_fitted()
         m = predictions.proba.shape[0]
@@ -570,6 +343,7 @@ class UncertaintyMixin:
             novelty=novelty,
         )
 
+    @lazily
     def predict_uncertain(self, X) -> np.ndarray:
         """Flag the predictions not to trust, by the rules in ``uncertainty_rules``.
 
@@ -583,8 +357,6 @@ class UncertaintyMixin:
         uncertain : ndarray of bool of shape (m,)
             True where at least one rule flags the prediction.
         """
-        if _dask.is_dask_collection(X):
-            return _dask.predict(self, "predict_uncertain", X)
         predictions, masks, _ = self._rule_masks(X)
         uncertain = np.zeros(predictions.proba.shape[0], dtype=bool)
         for mask in masks.values():
@@ -622,6 +394,7 @@ class UncertaintyMixin:
         self._check_uncertainty_fitted()
         return conformal_sets(self._conformal_references, per_model, alpha)
 
+    @lazily
     def predict_frame(self, X):
         """A table of predictions to act on or to route to a person.
 
@@ -640,9 +413,6 @@ class UncertaintyMixin:
             ``uncertain`` and ``reasons`` (the names of the rules that flagged
             the row, comma-separated; empty when none did).
         """
-        if _dask.is_dask_collection(X):
-            return _dask.predict(self, "predict_frame", X)
-        import pandas as pd
 
         predictions, masks, novelty = self._rule_masks(X)
         proba = predictions.proba

@@ -13,6 +13,7 @@ import warnings
 
 import numpy as np
 from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import _check_sample_weight
 
 MULTICLASS_FORMS = ("vs_top", "simplex")
 
@@ -204,3 +205,38 @@ def class_labels(y, n_rows: int | None = None) -> np.ndarray:
             stacklevel=3,
         )
     return classes
+
+
+def sample_count(weight_total, n_rows: int, n_samples, *, n_classes: int, link: str):
+    """The ``n`` the links are built on: ``n_samples`` if given, else the sum of
+    the sample weights ``weight_total`` (the number of rows without weights,
+    ``None``).
+
+    Weights are read as frequency weights: a weight of 3 stands for three copies of
+    a row, which is what scikit-learn's weighted fits assume too; so the count is
+    their sum, and fitting with integer weights equals fitting on repeated rows.
+    """
+    if n_samples is not None:
+        return check_real_n(n_samples, n_classes=n_classes, link=link, name="n_samples")
+    if weight_total is None:
+        n = float(n_rows)
+        name = "the number of samples"
+    else:
+        n = float(weight_total)
+        name = (
+            "the sum of sample_weight (weights are read as frequency weights, so "
+            "they count samples; set n_samples to override)"
+        )
+    return check_real_n(n, n_classes=n_classes, link=link, name=name)
+
+
+def check_weights(sample_weight, z) -> np.ndarray:
+    """Validated float64 frequency weights (ones when ``None``)."""
+    weights = _check_sample_weight(sample_weight, z, dtype=np.float64)
+    if sample_weight is not None and (weights < 0).any():
+        raise ValueError("sample_weight must be non-negative.")
+    if sample_weight is not None and not np.any(weights > 0):
+        raise ValueError(
+            "sample_weight are all zero; at least one weight must be positive."
+        )
+    return weights

@@ -15,7 +15,7 @@ from sklearn_gsoftmax import (  # noqa: E402
     GaussianSoftmaxCalibrator,
     GaussianSoftmaxClassifier,
 )
-from sklearn_gsoftmax._dask import QuantileSummary  # noqa: E402
+from sklearn_gsoftmax._source import QuantileSummary  # noqa: E402
 
 ROWS, CHUNK = 200_000, 20_000
 

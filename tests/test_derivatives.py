@@ -12,11 +12,7 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 
-from sklearn_gsoftmax._fitting import (
-    PRIOR_STRENGTH,
-    _binary_objective,
-    _multiclass_objective,
-)
+import sklearn_gsoftmax._objective as objective_module
 from sklearn_gsoftmax._links import (
     LINKS,
     binary_nll_derivatives,
@@ -24,6 +20,9 @@ from sklearn_gsoftmax._links import (
     link_proba,
     multiclass_nll_grad,
 )
+from sklearn_gsoftmax._objective import PRIOR_STRENGTH, Layout, Problem, objective
+from sklearn_gsoftmax._search import profile
+from sklearn_gsoftmax._source import ArraySource
 
 RNG = np.random.default_rng(15)
 # margins of every regime of the saturating links: linear part, bend, saturation
@@ -33,6 +32,21 @@ SIGN = np.where(RNG.random(U.size) < 0.5, -1.0, 1.0)
 N_VALUES = [3, 20, 1e4]
 FORMS = ["vs_top", "simplex"]
 STEP = 1e-5
+
+
+def _binary_objective(s, sign, w, n, link, n_params):
+    """The fit's objective of binary margins ``s`` (on standardised scores:
+    unit 1) with ``n_params`` parameters: the scale and the offset."""
+    layout = Layout(2, fit_intercept=n_params == 2, n=n)
+    source = ArraySource(s, (sign > 0).astype(int), w)
+    return objective(source, Problem(layout, link, "vs_top", 1.0, w.sum()))
+
+
+def _multiclass_objective(z, y, w, n, link, form, n_params):
+    """The fit's objective of logits: the scale, then the offsets."""
+    layout = Layout(z.shape[1], fit_intercept=n_params > 1, n=n)
+    source = ArraySource(z, y, w)
+    return objective(source, Problem(layout, link, form, 1.0, w.sum()))
 
 
 def _central(f, x, step=STEP):
@@ -225,11 +239,9 @@ def test_multiclass_objective_gradient(link, form, n, n_params):
 @pytest.mark.parametrize("link", LINKS)
 def test_prior_derivatives(link, monkeypatch):
     """The prior's terms, made large enough to see (it is 1e-9 in the fit)."""
-    import sklearn_gsoftmax._fitting as fitting
-
-    monkeypatch.setattr(fitting, "PRIOR_STRENGTH", 0.3)
+    monkeypatch.setattr(objective_module, "PRIOR_STRENGTH", 0.3)
     s, sign, w = _binary_problem(seed=4)
-    evaluate = fitting._binary_objective(s, sign, w, 20, link, 2)
+    evaluate = _binary_objective(s, sign, w, 20, link, 2)
     theta = np.array([1.7, -0.8])
     value, grad, hess = evaluate(theta)
     forward = _binary_nll_forward(theta[0] * s + theta[1], sign, 20, link) @ w
@@ -237,7 +249,7 @@ def test_prior_derivatives(link, monkeypatch):
     assert_allclose(grad, _central(lambda t: evaluate(t)[0], theta), rtol=1e-6)
     assert_allclose(hess, _central(lambda t: evaluate(t)[1], theta), rtol=1e-6)
     z, y = _multiclass_rows(3, m=30, seed=5)
-    loss_grad = fitting._multiclass_objective(
+    loss_grad = _multiclass_objective(
         z[2:], y[2:], w[:28] / w[:28].sum(), 20, link, "vs_top", 3
     )
     theta = np.array([1.2, 0.4, -0.9])
@@ -277,14 +289,13 @@ def test_multiclass_objective_with_infinite_scores(link):
 def test_binary_grid_losses_at_scale_zero(link):
     """The search's grid: at scale 0 every score, infinite ones too, maps to
     the offset."""
-    from sklearn_gsoftmax._fitting import _binary_losses
-
     s, sign, w = _binary_problem()
     s = np.r_[s, np.inf, -np.inf]
     sign = np.r_[sign, 1.0, -1.0]
     w = np.r_[w, w[:2]] / np.r_[w, w[:2]].sum()
     grid = np.array([[0.0, 0.3], [0.7, -0.2]])
-    losses = _binary_losses(s, sign, w, 20, link, grid)
+    source = ArraySource(s, (sign > 0).astype(int), w)
+    losses = profile(source, Layout(2, n=20), link, "vs_top", 1.0)(grid)
     for (scale, offset), loss in zip(grid, losses):
         u = np.full_like(s, offset) if scale == 0 else scale * s + offset
         expected = _binary_nll_forward(u, sign, 20, link) @ w

@@ -12,23 +12,42 @@ import warnings
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
-from scipy.optimize import OptimizeResult, minimize
+from scipy.optimize import minimize
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 
 from sklearn_gsoftmax import GaussianSoftmaxCalibrator, GaussianSoftmaxClassifier
-from sklearn_gsoftmax._fitting import (
-    _MAX_OFFSET,
-    _MAX_SCALE,
-    PRIOR_STRENGTH,
-    _binary_objective,
-    _damped_newton,
-    _projected_gradient,
-    _score_unit,
-)
+from sklearn_gsoftmax._fitting import score_unit
 from sklearn_gsoftmax._links import LINKS, link_proba
+from sklearn_gsoftmax._objective import (
+    MAX_OFFSET,
+    MAX_SCALE,
+    PRIOR_STRENGTH,
+    Layout,
+    Problem,
+    affine_scores,
+    objective,
+)
+from sklearn_gsoftmax._optimise import (
+    NEWTON_MAX_ITER,
+    damped_newton,
+    lbfgs,
+    projected_gradient,
+)
+from sklearn_gsoftmax._source import ArraySource
 
-BOX = [(-_MAX_SCALE, _MAX_SCALE), (-_MAX_OFFSET, _MAX_OFFSET)]
+BOX = [(-MAX_SCALE, MAX_SCALE), (-MAX_OFFSET, MAX_OFFSET)]
+
+
+def _binary_objective(s_std, sign, w, n, link, n_params):
+    """The fit's objective of standardised binary margins (scale, offset)."""
+    layout = Layout(2, fit_intercept=n_params == 2, n=n)
+    source = ArraySource(s_std, (sign > 0).astype(int), w)
+    return objective(source, Problem(layout, link, "vs_top", 1.0, w.sum()))
+
+
+def _score_unit(s, w):
+    return score_unit(ArraySource(s, np.zeros(len(s), int), w))
 
 
 def _logistic(seed, m=500):
@@ -56,7 +75,7 @@ def test_newton_converges_in_few_steps(link, n, bound):
         s_std, y, w = _logistic(seed)
         evaluate = _binary_objective(s_std, 2.0 * y - 1.0, w, n, link, 2)
         for start in ([0.0, 0.0], [1.0, 0.0]):
-            fit = _damped_newton(evaluate, np.array(start), BOX)
+            fit = damped_newton(evaluate, np.array(start), BOX)
             assert fit.problem is None
             assert fit.n_iter <= bound, (seed, start, fit.n_iter)
 
@@ -99,7 +118,7 @@ def test_newton_leaves_the_box(link, corner):
     s_std, y, w = _logistic(1, m=200)
     evaluate = _binary_objective(s_std, 2.0 * y - 1.0, w, 50, link, 2)
     start = np.array([corner[0] * 4.0, corner[1] * 1.0])
-    fit = _damped_newton(evaluate, start, SMALL_BOX)
+    fit = damped_newton(evaluate, start, SMALL_BOX)
     reference = _scipy_optimum(
         lambda theta: evaluate(theta)[0], [[0.0, 0.0], [1.0, 0.0]], SMALL_BOX
     )
@@ -114,8 +133,8 @@ def test_softmax_newton_leaves_the_outer_box(corner):
     """The convex loss from the corners of the real box."""
     s_std, y, w = _logistic(1, m=200)
     evaluate = _binary_objective(s_std, 2.0 * y - 1.0, w, 50, "softmax", 2)
-    start = np.array([corner[0] * _MAX_SCALE, corner[1] * _MAX_OFFSET])
-    fit = _damped_newton(evaluate, start, BOX)
+    start = np.array([corner[0] * MAX_SCALE, corner[1] * MAX_OFFSET])
+    fit = damped_newton(evaluate, start, BOX)
     reference = _scipy_optimum(lambda theta: evaluate(theta)[0], [[0.0, 0.0]], BOX)
     assert fit.problem is None
     assert_allclose(fit.theta, reference.x, atol=1e-3)
@@ -288,8 +307,6 @@ def test_float32_scores_with_a_scale_outside_float32_never_give_nan(scale):
     """A fitted scale below float32's smallest number (scores of huge
     magnitude) rounds to 0 in float32, where inf * 0 is NaN (found by the
     fuzzer); one above its largest overflows. Both are computed in float64."""
-    from sklearn_gsoftmax._fitting import affine_scores
-
     z = np.array([np.inf, 1.0, -np.inf], dtype=np.float32)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -315,33 +332,31 @@ def test_float32_scores_with_a_scale_outside_float32_never_give_nan(scale):
 )
 def test_projected_gradient_ignores_only_slopes_out_of_the_box(x, jac, expected):
     # a stopped L-BFGS run at a bound is accepted only on this projection
-    result = OptimizeResult(x=np.array(x), jac=np.array(jac))
     box = [(0.0, 5.0), (-10.0, 10.0)]
-    assert _projected_gradient(result, box) == pytest.approx(expected)
+    assert projected_gradient(np.array(x), np.array(jac), box) == pytest.approx(
+        expected
+    )
 
 
 def test_newton_creeping_down_a_flat_valley_reports_its_iterations():
     """exp(-x): every Newton step goes one unit further and the gradient never
     reaches the tolerance, but is small enough to call the fit converged."""
-    from sklearn_gsoftmax._fitting import _NEWTON_MAX_ITER
 
     def evaluate(theta):
         value = float(np.exp(-theta[0]))
         return value, np.array([-value]), np.array([[value]])
 
-    fit = _damped_newton(evaluate, np.array([0.0]), [(-1e3, 1e3)], tol=1e-300)
-    assert fit.n_iter == _NEWTON_MAX_ITER and fit.problem is None
+    fit = damped_newton(evaluate, np.array([0.0]), [(-1e3, 1e3)], tol=1e-300)
+    assert fit.n_iter == NEWTON_MAX_ITER and fit.problem is None
     assert fit.theta[0] > 20  # crept down the valley
 
 
 def test_lbfgs_that_cannot_descend_says_why():
-    from sklearn_gsoftmax._fitting import _lbfgs
-
     def loss_grad(theta):
         # a gradient pointing uphill: every line search fails
         return float(theta @ theta), -2.0 * theta
 
-    fit = _lbfgs(loss_grad, np.array([1.0, -2.0]), [(-10.0, 10.0)] * 2)
+    fit = lbfgs(loss_grad, np.array([1.0, -2.0]), [(-10.0, 10.0)] * 2)
     assert fit.problem.startswith("L-BFGS stopped: ")
     assert "(projected gradient " in fit.problem
 

@@ -309,7 +309,7 @@ def test_huge_scores_of_a_narrow_calibrator_are_novel_without_warnings():
 def test_detector_sees_what_the_last_step_of_a_long_pipeline_sees():
     from sklearn.decomposition import PCA
 
-    from sklearn_gsoftmax._classifier import novelty_input
+    from sklearn_gsoftmax._pairs import novelty_input
 
     X, y = make_classification(n_samples=80, n_features=6, random_state=0)
     pipe = make_pipeline(StandardScaler(), PCA(n_components=2), LogisticRegression())

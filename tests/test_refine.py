@@ -20,14 +20,36 @@ from sklearn_gsoftmax._links import (
     proba_bounds,
     vs_top_nll_grads,
 )
-from sklearn_gsoftmax._refine import (
+from sklearn_gsoftmax._map import CalibrationMap
+from sklearn_gsoftmax._objective import (
+    MAP_RIDGE,
     MIN_CEILING,
+    PRIOR_STRENGTH,
     Layout,
-    finite_range,
-    objective,
+    Problem,
+    finite_bounds,
+    matrix_scores,
+    settled,
 )
+from sklearn_gsoftmax._objective import objective as full_objective
+from sklearn_gsoftmax._source import ArraySource
 
 RNG = np.random.default_rng(12)
+
+
+def finite_range(z):
+    """Each column's smallest and largest finite score (0 without any)."""
+    return settled(finite_bounds(z))
+
+
+def objective(z, y, w, layout, link, form, low, high):
+    """The refinement's penalised objective on standardised scores (unit 1),
+    cross terms clipped to ``[low, high]``."""
+    clip = None if low is None else np.vstack([low, high])
+    problem = Problem(layout, link, form, 1.0, w.sum(), clip)
+    return full_objective(ArraySource(z, y, w), problem)
+
+
 STEP = 1e-6
 FLAG_OFF = {"uncertainty_rules": ("low_confidence",)}
 
@@ -118,9 +140,9 @@ def test_objective_gradient(k, matrix, fit_intercept, ceiling):
         theta[-1] = 2.0
 
     def value(t):
-        return data(t)[0] + layout.penalty_value_grad(t)[0]
+        return data(t)[0]
 
-    grad = data(theta)[1] + layout.penalty_value_grad(theta)[1]
+    grad = data(theta)[1]
     assert_allclose(grad, _central(value, theta), rtol=1e-5, atol=1e-8)
 
 
@@ -136,9 +158,7 @@ def test_binary_objective_hessian(fit_intercept):
     data = objective(z, y, w, layout, "gaussian", "vs_top", None, None)
     theta = layout.start(0.8, np.array([0.0, 0.4]))
     theta[-1] = 2.5
-    value, grad, hess = data.evaluate(theta)
-    assert value == data(theta)[0]
-    assert_allclose(grad, data(theta)[1])
+    value, grad, hess = data(theta)
     numeric = np.column_stack(
         [_central(lambda t, i=i: data(t)[1][i], theta) for i in range(theta.size)]
     )
@@ -234,7 +254,8 @@ def test_matrix_cross_terms_see_clipped_scores():
     assert_allclose(fitted.clip_range_, finite_range(true))
     edge = np.array([[fitted.clip_range_[1, 0], 0.0, 0.0]])
     beyond = edge + [[50.0, 0.0, 0.0]]
-    at_edge, far = fitted._mapped(edge), fitted._mapped(beyond)
+    fitted_map = CalibrationMap.of(fitted)
+    at_edge, far = fitted_map.mapped(edge), fitted_map.mapped(beyond)
     assert_allclose(far[:, 1:], at_edge[:, 1:])
     assert far[0, 0] > at_edge[0, 0]
 
@@ -398,7 +419,8 @@ def test_auto_needs_ten_samples_per_parameter():
     """Three classes: the matrix map (12 parameters) from 120 samples, the
     ceiling with the affine map (4) from 40, two classes' ceiling (3) from 30;
     weights count as samples."""
-    from sklearn_gsoftmax._calibrator import refinement_layout
+    from sklearn_gsoftmax._calibrator import map_spec
+    from sklearn_gsoftmax._refine import refinement_layout
 
     auto = GaussianSoftmaxCalibrator()
     for k, rows, expected in [
@@ -409,7 +431,8 @@ def test_auto_needs_ten_samples_per_parameter():
         (2, 29, None),
         (2, 30, (False, True)),
     ]:
-        layout = refinement_layout(auto, k, 1000, rows=rows)
+        spec = map_spec(auto, k, 1000, rows, np.float64)
+        layout = refinement_layout(spec, rows=rows)
         got = None if layout is None else (layout.matrix, layout.ceiling)
         assert got == expected, (k, rows)
     true, y = _noisy_scores(200, 3, seed=5)
@@ -433,23 +456,20 @@ def test_layout_starts_at_the_affine_fit_and_its_penalty_is_the_formula():
     moved = np.r_[w.ravel(), b, 2.0]
     off = w[~np.eye(3, dtype=bool)]
     change = b - [0.0, 0.4, -0.2]
-    from sklearn_gsoftmax._fitting import PRIOR_STRENGTH
-    from sklearn_gsoftmax._refine import MAP_RIDGE
-
     expected = (
         0.6 / 6 * off @ off
         + 0.6 / 3 * change @ change
         + MAP_RIDGE * w.ravel() @ w.ravel()
         + 0.5 * PRIOR_STRENGTH * moved @ moved
     )
-    assert layout.penalty_value_grad(moved)[0] == pytest.approx(expected, rel=1e-12)
+    assert layout.penalty_value_grad_hess(moved)[0] == pytest.approx(
+        expected, rel=1e-12
+    )
 
 
 def test_zero_diagonal_entry_with_infinite_scores_gives_no_nan():
     """A class whose own score carries nothing (W_ii = 0): its infinite
     scores map to the clipped cross terms, not to 0 * inf."""
-    from sklearn_gsoftmax._refine import matrix_scores
-
     z = np.array([[np.inf, 0.0, -np.inf], [-np.inf, 1.0, 2.0]])
     cross = np.clip(z, -3.0, 3.0)
     coef = np.array([[0.0, 0.5, 0.0], [0.0, 1.0, 0.0], [0.2, 0.0, 1.0]])
@@ -521,7 +541,7 @@ def test_float32_matrix_map_of_tiny_scores():
     assert fitted.coef_ is not None
     p32 = fitted.predict_proba(scores)
     assert p32.dtype == np.float32
-    p64 = fitted._proba_of_validated(scores.astype(np.float64))
+    p64 = CalibrationMap.of(fitted).proba(scores.astype(np.float64))
     assert_allclose(p32, p64, atol=1e-5)
 
 

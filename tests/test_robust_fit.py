@@ -23,7 +23,9 @@ from sklearn_gsoftmax import (
     gaussian_softmax,
     linear_softmax,
 )
-from sklearn_gsoftmax._fitting import PRIOR_STRENGTH, _score_unit
+from sklearn_gsoftmax._fitting import score_unit
+from sklearn_gsoftmax._objective import PRIOR_STRENGTH
+from sklearn_gsoftmax._source import ArraySource
 
 RTOL = 1e-6
 
@@ -64,6 +66,10 @@ def plant_multiclass(z, y, count, magnitude):
     z[idx] = centred / np.abs(centred).max(axis=1, keepdims=True) * magnitude * z.std()
     y[idx] = np.argmin(z[idx], axis=1)
     return z, y
+
+
+def _score_unit(values, w):
+    return score_unit(ArraySource(values, np.zeros(len(values), int), w))
 
 
 def objective(z, y, link, multiclass="vs_top", weights=None):

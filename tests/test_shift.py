@@ -9,7 +9,12 @@ from sklearn.preprocessing import StandardScaler
 
 from sklearn_gsoftmax import GaussianSoftmaxCalibrator, GaussianSoftmaxClassifier
 from sklearn_gsoftmax._demo import ShiftedSplit
-from sklearn_gsoftmax._shift import Batch, held_out_summary, shift_report
+from sklearn_gsoftmax._shift import (
+    Batch,
+    held_out_summary,
+    shift_report,
+    summary_parts,
+)
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +86,9 @@ def test_checks_use_the_stated_tests_and_bonferroni():
         correct=np.array([True, True, False, True] * 25),
         loss=np.array([0.1, 0.2, 0.3, 0.2] * 25),
     )
-    summary = held_out_summary({"low_confidence": 0.1}, held_out, np.ones(100))
+    summary = held_out_summary(
+        {"low_confidence": 0.1}, summary_parts(held_out, np.ones(100))
+    )
     assert summary["accepted_accuracy"] == pytest.approx(2 / 3)
     assert summary["accuracy"] == pytest.approx(0.75)
     assert summary["n"] == 100 and summary["n_accepted"] == 75
@@ -143,7 +150,9 @@ def test_tests_see_one_model_per_sample_and_expected_follows_the_average():
         correct=np.ones(100, bool),
         loss=np.full(100, 0.1),
     )
-    summary = held_out_summary({"low_confidence": 0.0}, held_out, np.ones(100))
+    summary = held_out_summary(
+        {"low_confidence": 0.0}, summary_parts(held_out, np.ones(100))
+    )
     assigned = Batch(
         {"low_confidence": np.zeros(40, bool)},
         confidence=np.full(40, 0.9),
@@ -169,7 +178,9 @@ def test_nothing_accepted_is_a_shift_not_a_nan():
         correct=np.ones(100, bool),
         loss=np.full(100, 0.1),
     )
-    summary = held_out_summary({"low_confidence": 0.1}, held_out, np.ones(100))
+    summary = held_out_summary(
+        {"low_confidence": 0.1}, summary_parts(held_out, np.ones(100))
+    )
     batch = Batch(
         {"low_confidence": np.ones(30, bool)},
         confidence=np.full(30, 0.5),

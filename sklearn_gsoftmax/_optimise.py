@@ -1,0 +1,195 @@
+"""Local optimisers within a box: damped Newton and L-BFGS-B.
+
+Both minimise an objective of a few parameters (a calibration map's) to a
+gradient tolerance, hold a parameter at a bound whose gradient points out of
+the box, and say in :class:`LocalFit.problem` why they stopped short; the
+caller decides whether that is a warning (:func:`not_converged`) or an error.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import NamedTuple
+
+import numpy as np
+from scipy.optimize import minimize
+from sklearn.exceptions import ConvergenceWarning
+
+#: Gradient tolerance of a fit on float64 data (the loss is a mean over rows,
+#: of order 1): far below anything a probability shows.
+GRADIENT_TOL = 1e-10
+
+#: The gradient of a fit on float32 data carries float32 rounding: about 1e-7
+#: of each row's term, so the tolerance stands above it.
+GRADIENT_TOL_FLOAT32 = 1e-6
+
+#: A stop with a gradient below this is taken as converged: optimisers may stop
+#: on a failed line search in the flat far region of (nearly) separable scores,
+#: where probabilities sit near their bounds and further steps change them
+#: little. A larger gradient is reported.
+ACCEPTABLE_GRADIENT = 1e-4
+
+NEWTON_MAX_ITER = 100
+LBFGS_MAX_ITER = 1000
+# A Newton decrement below this share of the loss is at the loss's rounding
+# level: the line search can no longer tell better from worse.
+_POLISH_DECREMENT = 1e-10
+
+
+class LocalFit(NamedTuple):
+    """A local optimiser's end point. ``problem`` says why it stopped short of
+    its tolerance, or is ``None``."""
+
+    theta: np.ndarray
+    value: float
+    n_iter: int
+    problem: str | None = None
+
+
+def gradient_tol(dtype) -> float:
+    """The gradient tolerance of a fit on scores of ``dtype``."""
+    return GRADIENT_TOL_FLOAT32 if np.dtype(dtype) == np.float32 else GRADIENT_TOL
+
+
+def _held(theta, grad, low, high) -> np.ndarray:
+    """Parameters at a bound whose gradient points out of the box."""
+    return ((theta <= low) & (grad > 0)) | ((theta >= high) & (grad < 0))
+
+
+def damped_newton(evaluate, theta, bounds, tol=GRADIENT_TOL) -> LocalFit:
+    """Minimise within a box with projected Newton steps, a backtracking line
+    search and a shifted Hessian where it is not positive definite (the
+    saturating links' loss is not convex far from the optimum).
+
+    ``evaluate(theta)`` returns ``(value, gradient, Hessian)``. A parameter
+    at a bound whose gradient points out of the box is held there; the Newton
+    step is solved for the others.
+    """
+    low, high = np.array(bounds, dtype=float).T
+    theta = np.clip(theta, low, high)
+    value, grad, hess = evaluate(theta)
+    for n_iter in range(1, NEWTON_MAX_ITER + 1):
+        free = ~_held(theta, grad, low, high)
+        if not free.any() or np.max(np.abs(grad[free])) <= tol:
+            return LocalFit(theta, value, n_iter - 1)
+        step = np.zeros_like(theta)
+        hess_free = positive_definite(hess[np.ix_(free, free)])
+        step[free] = -np.linalg.solve(hess_free, grad[free])
+        slope = grad @ step
+        if -slope <= _POLISH_DECREMENT * abs(value):
+            # The predicted decrease is at the rounding level of the loss, so a
+            # line search cannot tell better from worse: take the Newton step,
+            # which in this quadratic region lands on the optimum. The loss
+            # reported is the one before the step: equal to rounding level.
+            return LocalFit(np.clip(theta + step, low, high), value, n_iter)
+        t = 1.0
+        while True:
+            candidate = np.clip(theta + t * step, low, high)
+            new = evaluate(candidate)
+            if new[0] <= value + 1e-4 * (grad @ (candidate - theta)):
+                break
+            t *= 0.5
+            if t < 1e-10:
+                # No decrease along a descent direction: the loss is flat to
+                # machine precision here, which is the optimum we can reach.
+                return LocalFit(theta, value, n_iter)
+        theta = candidate
+        value, grad, hess = new
+    if np.max(np.abs(grad[~_held(theta, grad, low, high)]), initial=0.0) <= (
+        ACCEPTABLE_GRADIENT
+    ):
+        # crept along the flat far region of separable scores: as converged
+        # as it will get
+        return LocalFit(theta, value, NEWTON_MAX_ITER)
+    return LocalFit(
+        theta,
+        value,
+        NEWTON_MAX_ITER,
+        f"Newton iterations stopped after {NEWTON_MAX_ITER} steps with gradient "
+        f"{np.max(np.abs(grad)):.3g}",
+    )
+
+
+def positive_definite(hess: np.ndarray) -> np.ndarray:
+    """``hess`` shifted by a multiple of the identity where it is not
+    positive definite."""
+    eigenvalues = np.linalg.eigvalsh(hess)
+    floor = 1e-8 * max(1.0, abs(eigenvalues[-1]))
+    if eigenvalues[0] >= floor:
+        return hess
+    return hess + (floor - eigenvalues[0]) * np.eye(hess.shape[0])
+
+
+def projected_gradient(x, jac, bounds) -> float:
+    """Largest gradient entry that a step could still follow: at a bound, a
+    slope pointing out of the box is the optimum, not a failure (at a = 0 the
+    scores carry no information)."""
+    low, high = np.array(bounds, dtype=float).T
+    return float(np.max(np.abs(np.where(_held(x, jac, low, high), 0.0, jac))))
+
+
+def lbfgs(loss_grad, theta, bounds, tol=GRADIENT_TOL, scaling=None) -> LocalFit:
+    """L-BFGS-B within a box, restarted once where its line search fails.
+
+    ``scaling``, positive per parameter (about the square root of the
+    Hessian's diagonal), makes the problem L-BFGS sees better conditioned:
+    it runs on ``x = scaling * theta``. The tolerance applies to the gradient
+    in ``theta``.
+    """
+    scaling = np.ones(len(theta)) if scaling is None else np.asarray(scaling)
+    low, high = np.array(bounds, dtype=float).T
+    scaled_bounds = list(zip(low * scaling, high * scaling))
+
+    def scaled(x):
+        value, grad = loss_grad(x / scaling)
+        return value, grad / scaling
+
+    x = np.clip(theta, low, high) * scaling
+    for _attempt in range(2):
+        result = minimize(
+            scaled,
+            x,
+            method="L-BFGS-B",
+            jac=True,
+            bounds=scaled_bounds,
+            options={
+                "maxiter": LBFGS_MAX_ITER,
+                "gtol": tol * float(np.min(1.0 / scaling)),
+                "ftol": 64 * np.finfo(float).eps,
+            },
+        )
+        theta_end = result.x / scaling
+        # scipy reports no gradient nor nit when every parameter is fixed by
+        # its bounds: nothing left to move
+        grad_end = getattr(result, "jac", np.zeros_like(x)) * scaling
+        projected = projected_gradient(theta_end, grad_end, bounds)
+        n_iter = int(getattr(result, "nit", 0))
+        if result.success or projected <= ACCEPTABLE_GRADIENT:
+            return LocalFit(theta_end, float(result.fun), n_iter)
+        # A failed line search (typical of the flat far region of separable
+        # scores) often clears when L-BFGS restarts from where it stopped.
+        x = result.x
+    return LocalFit(
+        theta_end,
+        float(result.fun),
+        n_iter,
+        f"L-BFGS stopped: {result.message} (projected gradient {projected:.3g})",
+    )
+
+
+def not_converged(reason: str, loss: float) -> None:
+    """Report an optimiser that stopped short of its tolerance.
+
+    A non-finite loss means bad parameters: an error. Otherwise the parameters
+    improve on the start but may be off the optimum, typically on degenerate
+    scores (many exact ties, where vs_top has kinks, or separable ones): as in
+    scikit-learn's solvers, a ConvergenceWarning says so.
+    """
+    if not np.isfinite(loss):
+        raise RuntimeError(f"the calibrator's fit failed: {reason}.")
+    warnings.warn(
+        f"the calibrator's fit did not fully converge: {reason}. The scores may be "
+        "degenerate (many exact ties, or separable classes).",
+        ConvergenceWarning,
+        stacklevel=5,
+    )

@@ -1,0 +1,251 @@
+"""Statistics that merge: the one interface through which a fit reads its data.
+
+A fit reads its rows, the scores ``z`` (``(m,)`` binary margins or ``(m, K)``
+logits), the labels ``y`` and the weights ``w``, only through a
+:class:`Source`:
+
+* ``map_reduce(fn, merge)``: ``fn`` of each chunk, merged (sums, minima and
+  maxima, :class:`QuantileSummary`, :func:`merge_moments` ...);
+* ``evaluator(make)``: a function of the parameters evaluated on every chunk
+  and summed, for the optimisers (``make(chunk)`` prepares what does not
+  depend on the parameters; the in-memory source keeps it between calls);
+* ``top_k(key, k)`` and ``gather(rows)``: the rows of largest ``key`` and the
+  rows at given positions, on the driver;
+* ``map(fn)``: the source of the chunks transformed by ``fn``.
+
+:class:`ArraySource`, the rows in memory, is the one-chunk case (its
+evaluators run over row blocks, so that a ``(m, K)`` temporary never grows
+with ``m``); a lazy collection's handler (:data:`LAZY_HANDLERS`: the one
+``_dask`` registers) gives a source of the collection's blocks. Every summary
+is exact when there is one chunk, so the in-memory fit is exact.
+
+The estimators know no collection library: a fit asks :func:`lazy_handler`
+for a source of lazy input, and a prediction method wrapped by :func:`lazily`
+maps itself over the blocks of lazy input, unevaluated.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import NamedTuple
+
+import numpy as np
+
+#: Entries of a score block that an evaluator's temporaries hold at most: a
+#: float64 temporary of a block is then 32 MiB, whatever the data's size.
+BLOCK_ENTRIES = 1 << 22
+
+
+class Chunk(NamedTuple):
+    """Rows of the fit: scores ``z``, labels ``y``, weights ``w`` (float64),
+    and the position of the first row in the whole data."""
+
+    z: np.ndarray
+    y: np.ndarray
+    w: np.ndarray
+    start: int = 0
+
+
+def add(a, b):
+    """The merge of sums (numbers or arrays)."""
+    return a + b
+
+
+class Source:
+    """The data of a fit, read in chunks (see the module)."""
+
+    n_rows: int
+
+    def map_reduce(self, fn, merge=add):
+        raise NotImplementedError
+
+    def evaluator(self, make, merge=add):
+        raise NotImplementedError
+
+    def top_k(self, key, k: int) -> np.ndarray:
+        raise NotImplementedError
+
+    def gather(self, rows: np.ndarray) -> Chunk:
+        raise NotImplementedError
+
+    def map(self, fn) -> Source:
+        raise NotImplementedError
+
+
+class ArraySource(Source):
+    """The rows in memory: one chunk.
+
+    ``map_reduce`` calls ``fn`` once on all rows. ``evaluator`` prepares
+    ``make`` once per block of at most ``BLOCK_ENTRIES`` scores and sums the
+    blocks' values at every call.
+    """
+
+    def __init__(self, z: np.ndarray, y: np.ndarray, w: np.ndarray | None = None):
+        self.chunk = Chunk(z, y, np.ones(len(z)) if w is None else w)
+        self.n_rows = len(z)
+        self._prepared = {}
+
+    def map_reduce(self, fn, merge=add):
+        return fn(self.chunk)
+
+    def blocks(self) -> list:
+        """The chunk in row blocks of at most ``BLOCK_ENTRIES`` scores."""
+        z, y, w, _ = self.chunk
+        width = 1 if z.ndim == 1 else z.shape[1]
+        step = max(1, BLOCK_ENTRIES // width)
+        if self.n_rows <= step:
+            return [self.chunk]
+        return [
+            Chunk(z[i : i + step], y[i : i + step], w[i : i + step], i)
+            for i in range(0, self.n_rows, step)
+        ]
+
+    def evaluator(self, make, merge=add):
+        prepared = [make(block) for block in self.blocks()]
+        if len(prepared) == 1:
+            return prepared[0]
+
+        def evaluate(*args):
+            value = prepared[0](*args)
+            for part in prepared[1:]:
+                value = merge(value, part(*args))
+            return value
+
+        return evaluate
+
+    def top_k(self, key, k: int) -> np.ndarray:
+        values = key(self.chunk)
+        if k >= len(values):
+            return np.arange(len(values))
+        return np.sort(np.argpartition(values, len(values) - k)[len(values) - k :])
+
+    def gather(self, rows: np.ndarray) -> Chunk:
+        z, y, w, _ = self.chunk
+        return Chunk(z[rows], y[rows], w[rows])
+
+    def map(self, fn) -> ArraySource:
+        mapped = fn(self.chunk)
+        return ArraySource(mapped.z, mapped.y, mapped.w)
+
+
+class QuantileSummary:
+    """A mergeable weighted quantile summary: sorted points, each standing for
+    the weight it carries; at most ``size`` of them once merged.
+
+    A chunk's summary is exact (its values, sorted). Merging compresses to
+    ``size`` points of equal weight, which moves any rank by at most
+    ``W / size`` (``W`` the total weight); the compressions of a tree of
+    merges add up to about one ``W / size`` in practice, at most ``2 W /
+    size`` per level. With one chunk nothing is compressed: exact.
+    """
+
+    def __init__(self, values: np.ndarray, weights: np.ndarray, size: int):
+        keep = weights > 0
+        values, weights = values[keep], weights[keep]
+        order = np.argsort(values, kind="stable")
+        self.values, self.weights, self.size = values[order], weights[order], size
+
+    def compressed(self) -> QuantileSummary:
+        if len(self.values) <= self.size:
+            return self
+        cumulative = np.cumsum(self.weights)
+        total = cumulative[-1]
+        levels = (np.arange(self.size) + 0.5) * (total / self.size)
+        ranks = np.minimum(np.searchsorted(cumulative, levels), len(self.values) - 1)
+        return QuantileSummary(
+            self.values[ranks], np.full(self.size, total / self.size), self.size
+        )
+
+    def merge(self, other: QuantileSummary) -> QuantileSummary:
+        return QuantileSummary(
+            np.concatenate([self.values, other.values]),
+            np.concatenate([self.weights, other.weights]),
+            self.size,
+        ).compressed()
+
+    def quantiles(self, levels) -> np.ndarray:
+        """Lower weighted quantiles: the first value whose cumulative weight
+        reaches ``level`` times the total (with frequency weights, those of
+        the rows repeated)."""
+        levels = np.asarray(levels, dtype=float)
+        cumulative = np.cumsum(self.weights)
+        ranks = np.searchsorted(cumulative, levels * cumulative[-1])
+        return self.values[np.minimum(ranks, len(self.values) - 1)]
+
+
+def moments(values: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """``(weight, mean, sum of squared deviations)`` of the finite values,
+    merged exactly by :func:`merge_moments` (Chan et al.)."""
+    finite = np.isfinite(values)
+    if not finite.all():
+        values, w = values[finite], w[finite]
+    weight = float(w.sum())
+    if weight == 0:
+        return np.zeros(3)
+    mean = float(w @ values) / weight
+    deviation = values - mean
+    return np.array([weight, mean, float(w @ (deviation * deviation))])
+
+
+def merge_moments(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    if a[0] == 0 or b[0] == 0:
+        return a if b[0] == 0 else b
+    weight = a[0] + b[0]
+    delta = b[1] - a[1]
+    return np.array(
+        [
+            weight,
+            a[1] + delta * b[0] / weight,
+            a[2] + b[2] + delta**2 * a[0] * b[0] / weight,
+        ]
+    )
+
+
+def mean_and_std(summary: np.ndarray) -> tuple[float, float]:
+    """The mean and standard deviation of :func:`moments`."""
+    weight, mean, squares = summary
+    return float(mean), float(np.sqrt(squares / weight)) if weight else 0.0
+
+
+def merge_ranges(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The merge of ``(2, K)`` ranges: minima of row 0, maxima of row 1."""
+    return np.vstack([np.minimum(a[0], b[0]), np.maximum(a[1], b[1])])
+
+
+def merge_dicts(merge_values):
+    """The merge of dicts whose entries merge by ``merge_values[key]`` (a
+    function) or, for keys it does not name, by :func:`add`."""
+
+    def merge(a: dict, b: dict) -> dict:
+        return {key: merge_values.get(key, add)(a[key], b[key]) for key in a}
+
+    return merge
+
+
+#: Handlers of lazy collections (a cluster's arrays and frames), each with
+#: ``handles(x)``, ``source(scores, y, sample_weight)`` (a :class:`Source`
+#: with ``one_row_like()``) and ``predict(estimator, method, X)``; ``_dask``
+#: registers its handler when the package is imported.
+LAZY_HANDLERS: list = []
+
+
+def lazy_handler(*values):
+    """The handler of the first lazy collection among ``values``, or ``None``."""
+    for handler in LAZY_HANDLERS:
+        if any(handler.handles(value) for value in values):
+            return handler
+    return None
+
+
+def lazily(method):
+    """Wrap a prediction method ``method(self, X)``: on a lazy collection it
+    is mapped over the collection's blocks, unevaluated."""
+
+    @functools.wraps(method)
+    def wrapper(self, X):
+        handler = lazy_handler(X)
+        if handler is not None:
+            return handler.predict(self, method.__name__, X)
+        return method(self, X)
+
+    return wrapper
