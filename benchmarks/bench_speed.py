@@ -86,13 +86,13 @@ class Report:
 
     def header(self, title: str) -> None:
         print(f"\n{title}")
-        print(f"  {'':54s}" + "".join(f"{s:>18s}" for s in self.settings))
+        print(f"  {'':60s}" + "".join(f"{s:>18s}" for s in self.settings))
 
     def row(self, label: str, values: dict, fmt: str = "{:10.4f}") -> None:
         """``values[setting]``: a number, or a string printed as it is."""
         cells = [values.get(s, "-") for s in self.settings]
         cells = [c if isinstance(c, str) else fmt.format(c) for c in cells]
-        print(f"  {label:54s}" + "".join(f"{c:>18s}" for c in cells))
+        print(f"  {label:60s}" + "".join(f"{c:>18s}" for c in cells))
 
     def medians(self, title: str, medians: dict, base: str) -> None:
         """``medians[setting][name]`` seconds, each with its ratio to ``base``."""
@@ -106,13 +106,15 @@ class Report:
                 },
             )
 
-    def target(self, label, ratios: dict, limit, words=("met", "MISSED")):
+    def target(
+        self, label, ratios: dict, limit, words=("met", "MISSED"), missing="MISSED"
+    ):
         """``ratios[setting]``: a ratio, or a string saying why there is none
-        (a miss)."""
+        (then the verdict is ``missing``)."""
         verdicts = {}
         for setting, ratio in ratios.items():
             if isinstance(ratio, str):
-                verdicts[setting] = f"{ratio} ({words[1]})"
+                verdicts[setting] = f"{ratio} ({missing})"
             else:
                 word = words[0] if ratio <= limit else words[1]
                 verdicts[setting] = f"{ratio:.3f} ({word})"
@@ -379,10 +381,9 @@ def logits_case(report: Report, m: int, k: int, repeat: int, timeout: float):
         compared[setting] = call_with_timeout(
             compare_sides, (sides, m, k, setting, repeat)
         )
-    unfinished = f"> {timeout:g} s"
 
-    def values(get, side=OURS):
-        """``get(compared figures, traced figures)`` per setting; the time-out
+    def values(get, side=OURS, unfinished="no fit"):
+        """``get(compared figures, traced figures)`` per setting; ``unfinished``
         where ``side`` is ours and our first fit did not finish."""
         return {
             s: unfinished
@@ -390,6 +391,8 @@ def logits_case(report: Report, m: int, k: int, repeat: int, timeout: float):
             else get(compared[s], traced[s])
             for s in report.settings
         }
+
+    timed_out = f"> {timeout:g} s"
 
     accuracy = compared[report.settings[0]]["accuracy"]
     report.header(
@@ -399,13 +402,17 @@ def logits_case(report: Report, m: int, k: int, repeat: int, timeout: float):
     for side in (TEMPERATURE, OURS):
         report.row(
             f"first fit (traced), {side}",
-            values(lambda c, t, side=side: t[side]["seconds"], side),
+            values(lambda c, t, side=side: t[side]["seconds"], side, timed_out),
         )
     for name, key in (("fit", "fit"), ("predict_proba", "predict")):
         for side in (TEMPERATURE, OURS):
             report.row(
                 f"{name}, {side}",
-                values(lambda c, t, key=key, side=side: c[key][side], side),
+                values(
+                    lambda c, t, key=key, side=side: c[key][side],
+                    side,
+                    timed_out if key == "fit" else "no fit",
+                ),
             )
     for side in (TEMPERATURE, OURS):
         report.row(
@@ -430,7 +437,10 @@ def logits_case(report: Report, m: int, k: int, repeat: int, timeout: float):
     for name, key, limit in (("fit", "fit", 3.0), ("predict_proba", "predict", 2.0)):
         report.target(
             f"{case}: {name} ours / temperature",
-            values(lambda c, t, key=key: c[key][OURS] / c[key][TEMPERATURE]),
+            values(
+                lambda c, t, key=key: c[key][OURS] / c[key][TEMPERATURE],
+                unfinished=f"fit {timed_out}",
+            ),
             limit,
         )
     report.target(
@@ -449,6 +459,7 @@ def logits_case(report: Report, m: int, k: int, repeat: int, timeout: float):
         values(lambda c, t: c[OURS]["shifted"] / c[TEMPERATURE]["shifted"]),
         1.0,
         words=("kept", "LOST"),
+        missing="no figure",
     )
 
 
