@@ -208,7 +208,7 @@ def fit_score_novelty(detector, source):
             unit = np.nanmedian(np.abs(finite - centre), axis=0)
     unit = np.where(np.isfinite(unit) & (unit > 0), unit, 1.0)
     scaling = np.vstack([centre, unit])
-    features = score_features(scaling, chunk.z)
+    features = _features_of_columns(scaling, columns)
     folds = KFold(min(5, len(rows)), shuffle=True, random_state=0)
     model = fit_pooled(detector, features, list(folds.split(features)), chunk.w)
     return model, scaling
@@ -221,9 +221,13 @@ def score_features(scaling: np.ndarray, z: np.ndarray) -> np.ndarray:
     that scores of 1e300 (or infinite, clipped at ``NOVELTY_CLIP``, beyond
     arcsinh of the largest float) keep their order without overflowing the
     detector's distances."""
+    return _features_of_columns(scaling, novelty_columns(z))
+
+
+def _features_of_columns(scaling: np.ndarray, columns: np.ndarray) -> np.ndarray:
     centre, unit = scaling
     with np.errstate(over="ignore", invalid="ignore"):
-        standardised = (novelty_columns(z) - centre) / unit
+        standardised = (columns - centre) / unit
     # the centre is finite: a NaN comes only from a row without a finite
     # score in its summary, the most novel
     standardised = np.nan_to_num(standardised, nan=np.inf)

@@ -26,6 +26,7 @@ from ._objective import Layout, Problem, finite_copy, margins, objective
 from ._optimise import damped_newton, gradient_tol, lbfgs
 from ._search import (
     SEARCH_GRADIENT_TOL,
+    SEARCH_ROWS_PER_CLASS,
     check,
     global_fit,
     grid_around,
@@ -109,13 +110,29 @@ def score_unit(source) -> float:
     return float(unit) if 0.0 < unit < np.inf else 1.0
 
 
-def local_fit(evaluate, theta, layout: Layout, tol: float, bounds=None):
+def local_fit(evaluate, theta, layout: Layout, tol: float, bounds=None, max_iter=None):
     """Newton's method for binary margins (``evaluate`` gives the Hessian),
-    L-BFGS-B for logits."""
+    L-BFGS-B for logits (at most ``max_iter`` iterations, if given)."""
     bounds = layout.bounds if bounds is None else bounds
     if layout.k == 2:
         return damped_newton(evaluate, theta, bounds, tol)
-    return lbfgs(evaluate, theta, bounds, tol)
+    return lbfgs(
+        evaluate, theta, bounds, tol, preconditioner(evaluate, theta), max_iter
+    )
+
+
+def preconditioner(evaluate, theta) -> np.ndarray | None:
+    """L-BFGS's per-parameter scaling: the square root of the objective's
+    estimated curvature at the start (see ``_objective``), floored at a
+    millionth of the largest so that a flat direction is not blown up."""
+    curvature = getattr(evaluate, "curvature", None)
+    if curvature is None:
+        return None
+    diagonal = np.abs(curvature(np.asarray(theta, dtype=float)))
+    largest = float(diagonal.max(initial=0.0))
+    if not np.isfinite(largest) or largest <= 0.0:
+        return None
+    return np.sqrt(np.maximum(diagonal, 1e-6 * largest) / largest)
 
 
 def unit_scale_start(layout: Layout) -> np.ndarray:
@@ -139,7 +156,8 @@ def fit_affine(source, spec, *, start: AffineFit | None = None) -> AffineFit:
         source, Problem(layout, spec.link, spec.multiclass, unit, spec.total)
     )
     if start is not None:
-        return _ended(local_fit(full, start.theta, layout, tol), layout, unit)
+        warm = local_fit(full, start.theta, layout, tol, max_iter=spec.max_iter)
+        return _ended(warm, layout, unit)
     if spec.link == "softmax":
         return _ended(
             local_fit(full, unit_scale_start(layout), layout, tol), layout, unit
@@ -161,9 +179,19 @@ def _fit_bounded(source, spec, layout, unit, full, tol) -> AffineFit:
     on_sample = objective(
         sample, Problem(layout, spec.link, spec.multiclass, unit, 1.0)
     )
+    search_box = layout.bounds
+    if sampled is not None and sample.n_rows < SEARCH_ROWS_PER_CLASS * layout.k:
+        # Too few sampled rows per class to fit its offset (a class may have
+        # none, and its offset would run to the box): the search fits the
+        # scale with the offsets held at the flat model's on all rows; the
+        # final fit frees them.
+        flat_offsets = _flat_offsets(source, spec, layout, unit, tol)
+        search_box = layout.bounds[:1] + [(b, b) for b in flat_offsets]
 
     def search_fit(theta, box=None):
-        return local_fit(on_sample, theta, layout, SEARCH_GRADIENT_TOL, box)
+        return local_fit(
+            on_sample, theta, layout, SEARCH_GRADIENT_TOL, box or search_box
+        )
 
     convex = local_fit(
         objective(
@@ -173,10 +201,11 @@ def _fit_bounded(source, spec, layout, unit, full, tol) -> AffineFit:
         unit_scale_start(layout),
         layout,
         SEARCH_GRADIENT_TOL,
+        search_box,
     )
     start = search_fit(convex.theta)
     # the flat model (the optimum at scale 0) anchors the grid's offsets
-    flat = search_fit(np.zeros(layout.size), [(0.0, 0.0)] + layout.bounds[1:]).theta
+    flat = search_fit(np.zeros(layout.size), [(0.0, 0.0)] + search_box[1:]).theta
     grid, lines = grid_around(flat, layout.k == 2, layout.bounds[-1])
     values = profile(sample, layout, spec.link, spec.multiclass, unit)(grid)
     best = global_fit(
@@ -189,6 +218,29 @@ def _fit_bounded(source, spec, layout, unit, full, tol) -> AffineFit:
         also=start,
     )
     return AffineFit(best.theta, layout, unit, best.n_iter)
+
+
+def _flat_offsets(source, spec, layout, unit, tol) -> np.ndarray:
+    """The offsets of the flat model (scale 0) on all rows: its loss depends
+    on the rows only through the weight of each class, so it is fitted on
+    one row per class, weighted by the class's share."""
+    k = layout.k
+
+    def class_weights(chunk):
+        return np.bincount(chunk.y, weights=chunk.w, minlength=k)
+
+    shares = source.map_reduce(class_weights, add) / spec.total
+    one_per_class = ArraySource(np.zeros((k, k)), np.arange(k), shares)
+    flat = local_fit(
+        objective(
+            one_per_class, Problem(layout, spec.link, spec.multiclass, unit, 1.0)
+        ),
+        np.zeros(layout.size),
+        layout,
+        tol,
+        [(0.0, 0.0)] + layout.bounds[1:],
+    )
+    return flat.theta[layout.offsets]
 
 
 def _in_memory(source, total: float) -> ArraySource:

@@ -36,7 +36,7 @@ import numpy as np
 
 from ._fitting import AffineFit, local_fit
 from ._objective import MIN_CEILING, Layout, Problem, objective
-from ._optimise import gradient_tol, not_converged
+from ._optimise import ACCEPTABLE_GRADIENT, gradient_tol, not_converged
 
 #: The ``"auto"`` refinements need at least this many samples (the sum of the
 #: weights) per parameter they fit: the matrix map ``K**2 + K``, the ceiling with
@@ -114,7 +114,26 @@ def refine(source, spec, layout: Layout, affine: AffineFit, clip_range, start=No
         spec.total,
         None if clip_range is None else clip_range / unit,
     )
-    fit = local_fit(objective(source, problem), theta, layout, gradient_tol(spec.dtype))
+    evaluate = objective(source, problem)
+    if start is None and _ceiling_held(evaluate, theta, layout):
+        # the affine fit with the ceiling at ln(n - 1) is already the optimum
+        return Refined(theta, layout, 0)
+    fit = local_fit(
+        evaluate, theta, layout, gradient_tol(spec.dtype), max_iter=spec.max_iter
+    )
     if fit.problem is not None:
         not_converged(fit.problem, fit.value)
     return Refined(fit.theta, layout, fit.n_iter)
+
+
+def _ceiling_held(evaluate, theta, layout: Layout) -> bool:
+    """Whether the refinement would end where it starts: a ceiling-only
+    refinement whose start (the affine optimum, ``L = ln(n - 1)``) has a
+    gradient in ``L`` pointing out of the box and none to speak of in the
+    affine parameters (their fit's own optimality). Spares L-BFGS a line
+    search that finds nothing (the ``vs_top`` loss's kinks make it take a
+    dozen passes over the data)."""
+    if layout.matrix or not layout.ceiling or theta[-1] < layout.big_l_max:
+        return False
+    grad = evaluate(theta)[1]
+    return bool(grad[-1] < 0.0 and np.max(np.abs(grad[:-1])) <= ACCEPTABLE_GRADIENT)

@@ -1,0 +1,182 @@
+"""The shortcuts that make fits fast give the answers of the slow paths.
+
+Speed itself is measured in ``benchmarks/bench_speed.py``, never here; these
+tests pin what the shortcuts must not change (the optimum, a quantile, a
+neighbour distance) and count passes over the data, which does not depend on
+the machine.
+"""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sklearn_gsoftmax import (
+    GaussianSoftmaxCalibrator,
+    _fitting,
+    _novelty,
+    _objective,
+    _refine,
+    gaussian_softmax_nll_grad,
+)
+from sklearn_gsoftmax._map import MapSpec
+from sklearn_gsoftmax._objective import Layout, Problem, objective
+from sklearn_gsoftmax._source import ArraySource, QuantileSummary
+
+
+def _logits(m, k, seed):
+    """Float32 logits with one boosted class a row, labels drawn from a
+    softmax at temperature 1.5 (as a network's validation set)."""
+    rng = np.random.default_rng(seed)
+    z = rng.standard_normal((m, k)).astype(np.float32)
+    top = rng.integers(0, k, m)
+    z[np.arange(m), top] += rng.uniform(1, 5, m).astype(np.float32)
+    p = np.exp(z / 1.5 - (z / 1.5).max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    y = (p.cumsum(axis=1) > rng.random(m)[:, None]).argmax(axis=1)
+    return z, y
+
+
+def _count_rows(monkeypatch, subsample_rows=1024):
+    """Rows passed through the multiclass loss kernel: ``[in calls on at most
+    subsample_rows rows (the search's subsample), in larger calls]``."""
+    counted = [0, 0]
+    kernel = _objective.multiclass_nll_grad
+
+    def counting(z, *args, **kwargs):
+        counted[len(z) > subsample_rows] += len(z)
+        return kernel(z, *args, **kwargs)
+
+    monkeypatch.setattr(_objective, "multiclass_nll_grad", counting)
+    return counted
+
+
+def _assert_stationary(model, z, y):
+    """The likelihood's gradient at the fitted map, by the public link
+    function, is ~0: the fit's float32 tolerance (1e-6) on standardised
+    parameters, with room for the prior and the ``vs_top`` loss's kinks."""
+    z64 = z.astype(np.float64)
+    u = model.scale_ * z64 + model.intercept_
+    g = gaussian_softmax_nll_grad(u, y, int(model.n_link_))
+    grad_scale = np.sum(g * z64) / len(z) * np.std(z64)  # per standardised unit
+    grad_offsets = g.sum(axis=0)[1:] / len(z)
+    assert abs(grad_scale) < 1e-4
+    assert np.abs(grad_offsets).max() < 1e-4
+
+
+def test_many_classes_reach_the_optimum_in_few_passes(monkeypatch):
+    """200 classes of 15 rows: most have no row in the search's subsample of
+    1 024, so the search holds the offsets at the flat model's (40 passes
+    over the subsample; 236 when it fitted them there, where they ran to the
+    box) and the final fit frees them, preconditioned (216 passes' worth of
+    rows with the five held-out refits; 699 without). It ends at a
+    stationary point of the likelihood."""
+    z, y = _logits(3000, 200, seed=0)
+    counted = _count_rows(monkeypatch)
+    model = GaussianSoftmaxCalibrator(
+        score_map="affine", fit_ceiling=False, uncertainty_rules=()
+    ).fit(z, y)
+    assert counted[0] <= 80 * 1024, counted[0] / 1024
+    assert counted[1] <= 300 * len(z), counted[1] / len(z)
+    _assert_stationary(model, z, y)
+
+
+def test_search_holding_the_offsets_finds_the_same_fit(monkeypatch):
+    """The search that holds the offsets (few rows per class) and the one
+    that fits them on its subsample end at the same optimum."""
+    z, y = _logits(2500, 60, seed=1)
+
+    def fit():
+        return GaussianSoftmaxCalibrator(
+            score_map="affine", fit_ceiling=False, uncertainty_rules=()
+        ).fit(z, y)
+
+    held = fit()
+    monkeypatch.setattr(_fitting, "SEARCH_ROWS_PER_CLASS", 0)
+    free = fit()
+
+    def nll(model):
+        proba = model.predict_proba(z).astype(np.float64)
+        return -np.mean(np.log(proba[np.arange(len(y)), y]))
+
+    # the same optimum, to the float32 fit's tolerance (a gradient of 1e-6
+    # moves the offset of a class of 40 rows by about 1e-3: the loss is flat there)
+    assert nll(held) == pytest.approx(nll(free), rel=1e-7)
+    np.testing.assert_allclose(held.scale_, free.scale_, rtol=1e-4)
+    np.testing.assert_allclose(held.intercept_, free.intercept_, atol=2e-3)
+
+
+def test_flat_offsets_from_class_shares_are_the_flat_fit_on_all_rows():
+    """The flat model's offsets fitted on one row per class (weighted by its
+    share) are those of the model at scale 0 fitted on every row."""
+    z, y = _logits(600, 5, seed=2)
+    w = np.random.default_rng(3).uniform(0.5, 2.0, len(y))
+    spec = MapSpec(5, "gaussian", "vs_top", True, "affine", 0.0, False, 600.0,
+                   float(w.sum()), np.dtype(np.float64))  # fmt: skip
+    layout = Layout(5, n=600.0)
+    source = ArraySource(z.astype(np.float64), y, w)
+    flat = _fitting._flat_offsets(source, spec, layout, 1.0, 1e-10)
+    on_all_rows = _fitting.local_fit(
+        objective(source, Problem(layout, "gaussian", "vs_top", 1.0, w.sum())),
+        np.zeros(layout.size),
+        layout,
+        1e-10,
+        [(0.0, 0.0)] + layout.bounds[1:],
+    )
+    np.testing.assert_allclose(flat, on_all_rows.theta[1:], atol=1e-7)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    values=st.lists(
+        st.sampled_from([-3.0, -1.0, 0.0, 0.5, 2.0, 7.0]) | st.floats(-10, 10),
+        min_size=1,
+        max_size=60,
+    ),
+    weight=st.sampled_from([1.0, 0.1, 3.0]),
+)
+def test_quantiles_by_selection_equal_those_by_sorting(values, weight):
+    """Equal weights take a selection instead of a sort: the same values."""
+    values = np.array(values)
+    levels = [0.0, 0.05, 0.3, 0.5, 0.95, 1.0]
+    fast = QuantileSummary(values, np.full(len(values), weight), 10).quantiles(levels)
+    sorted_summary = QuantileSummary(values, np.full(len(values), weight), 10)
+    sorted_summary.values  # sorts it: the weighted path
+    np.testing.assert_array_equal(fast, sorted_summary.quantiles(levels))
+
+
+@pytest.mark.parametrize("n_features", [2, 8, 16])
+def test_kd_tree_and_brute_force_agree(monkeypatch, n_features):
+    """The k-d tree's nearest distances are the brute-force search's, to
+    rounding (both compute them from the differences)."""
+    rng = np.random.default_rng(n_features)
+    reference = rng.normal(size=(700, n_features))
+    reference[:50] = reference[0]  # ties among the neighbours
+    X = np.vstack([rng.normal(size=(300, n_features)), reference[:5]])
+    detector = _novelty.KNeighborsNovelty(max_reference=500).fit(reference)
+    tree = detector.score_samples(X)
+    monkeypatch.setattr(_novelty, "KD_TREE_MAX_FEATURES", 0)
+    brute = detector.score_samples(X)
+    np.testing.assert_allclose(tree, brute, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("n_classes", [2, 5])
+def test_ceiling_held_at_its_bound_is_what_the_refinement_finds(monkeypatch, n_classes):
+    """Well-separated data push the ceiling to ln(n - 1): the refinement is
+    skipped, and its full run ends at the same probabilities."""
+    rng = np.random.default_rng(4)
+    y = rng.integers(0, n_classes, 3000)
+    z = rng.normal(size=(3000, n_classes)) + 6.0 * np.eye(n_classes)[y]
+    if n_classes == 2:
+        z = z[:, 1] - z[:, 0]
+    skipped = GaussianSoftmaxCalibrator(fit_ceiling=True, uncertainty_rules=()).fit(
+        z, y
+    )
+    assert skipped.n_link_ == skipped.n_samples_
+    monkeypatch.setattr(_refine, "_ceiling_held", lambda *args: False)
+    refined = GaussianSoftmaxCalibrator(fit_ceiling=True, uncertainty_rules=()).fit(
+        z, y
+    )
+    np.testing.assert_allclose(
+        skipped.predict_proba(z), refined.predict_proba(z), rtol=1e-6, atol=1e-9
+    )
