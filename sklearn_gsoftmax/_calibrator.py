@@ -584,6 +584,9 @@ class GaussianSoftmaxCalibrator(
     def _score_columns(self) -> int:
         return self.n_features_in_
 
+    def _link_bounds(self) -> tuple:
+        return self.n_samples_, self.link, self.multiclass
+
     def _novelty_features(self, scores) -> list:
         return [score_features(self._novelty_scaling, self._validated(scores))]
 
@@ -619,7 +622,7 @@ class GaussianSoftmaxCalibrator(
             Rows sum to 1; float32 for float32 scores.
         """
         z = self._validated(scores)
-        return CalibrationMap.of(self).proba(z)
+        return self._adapted(CalibrationMap.of(self).proba(z))
 
     @lazily
     def predict_log_proba(self, scores) -> np.ndarray:
@@ -636,7 +639,7 @@ class GaussianSoftmaxCalibrator(
             The logs of :meth:`predict_proba`.
         """
         z = self._validated(scores)
-        return CalibrationMap.of(self).proba(z, log=True)
+        return self._adapted(CalibrationMap.of(self).proba(z, log=True), log=True)
 
     @lazily
     def predict(self, scores) -> np.ndarray:
