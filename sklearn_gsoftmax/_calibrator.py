@@ -362,6 +362,15 @@ class GaussianSoftmaxCalibrator(
     conformity_scores_ : ndarray of shape (m,)
         ``1 - p_true`` of each fitted sample, the nonconformity scores of
         :meth:`predict_set`.
+    training_priors_ : ndarray of shape (n_classes,)
+        The class proportions the fitted probabilities assume: the mean of the
+        held-out probabilities of fit (the training class frequencies, as far
+        as the model is calibrated). :meth:`adapt_priors` reweights from them.
+    class_priors_ : ndarray of shape (n_classes,)
+        Only on a copy made by :meth:`adapt_priors`: the proportions it is
+        adapted to (``class_mix_pvalue_``: the p-value of the test of
+        unchanged proportions on the batch they were estimated from; NaN for
+        given ones).
 
     See Also
     --------

@@ -415,6 +415,11 @@ class GaussianSoftmaxClassifier(
     conformity_scores_ : ndarray of shape (n_held_out,)
         ``1 - p_true`` of each held-out prediction, the nonconformity scores of
         :meth:`predict_set`.
+    training_priors_ : ndarray of shape (n_classes,)
+        The class proportions the probabilities assume (the mean held-out
+        probability); :meth:`adapt_priors` reweights from them.
+    class_priors_ : ndarray of shape (n_classes,)
+        On a copy made by :meth:`adapt_priors` only: its proportions.
 
     See Also
     --------
