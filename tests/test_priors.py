@@ -365,6 +365,11 @@ def test_a_feature_change_is_not_called_class_mix(reporter):
     scores, _ = draw(np.random.default_rng(13), TRAIN_PRIORS, 500)
     report = reporter.shift_report(1.5 * scores + 0.5)
     assert report.attrs["verdict"] == "features"
+    # scores swapped between classes move the mean probabilities too (the
+    # class-mix test fires), but no class mix explains the batch
+    report = reporter.shift_report(0.7 * scores[:, [1, 2, 0]])
+    assert report.attrs["class_mix_pvalue"] < 1e-6
+    assert report.attrs["verdict"] == "features"
 
 
 def test_intervals_cover_the_true_proportions(reporter):
