@@ -158,7 +158,8 @@ def estimate_priors(proba: np.ndarray, state: dict) -> tuple[np.ndarray, float]:
     proportions unchanged; with the test's p-value."""
     implied = state["implied"]
     _, p_value = class_mix_test(proba, implied, state["covariance"], state["n"])
-    if p_value >= GUARD_ALPHA:
+    # a p-value that ties with the level counts as the level: no evidence
+    if not below(p_value, GUARD_ALPHA):
         return implied.copy(), p_value
     return em_priors(proba, implied)[0], p_value
 

@@ -287,10 +287,10 @@ def test_adapted_copy_survives_pickle(calibrator):
 
 def test_classifier_in_a_pipeline():
     rng = np.random.default_rng(10)
-    X, y = draw(rng, TRAIN_PRIORS, 600)
+    X, y = draw(rng, TRAIN_PRIORS, 400)
     pipe = make_pipeline(
         StandardScaler(),
-        GaussianSoftmaxClassifier(LogisticRegression(), cv=3),
+        GaussianSoftmaxClassifier(LogisticRegression(), cv=2),
     ).fit(X, y)
     batch, _ = draw(rng, np.array([0.1, 0.1, 0.8]), 400)
     inner = pipe[:-1].transform(batch)
