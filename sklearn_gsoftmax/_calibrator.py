@@ -366,6 +366,15 @@ class GaussianSoftmaxCalibrator(
     conformity_scores_ : ndarray of shape (m,)
         ``1 - p_true`` of each fitted sample, the nonconformity scores of
         :meth:`predict_set`.
+    training_priors_ : ndarray of shape (n_classes,)
+        The class proportions the fitted probabilities assume: the mean of the
+        held-out probabilities of fit (the training class frequencies, as far
+        as the model is calibrated). :meth:`adapt_priors` reweights from them.
+    class_priors_ : ndarray of shape (n_classes,)
+        Only on a copy made by :meth:`adapt_priors`: the proportions it is
+        adapted to (``class_mix_pvalue_``: the p-value of the test of
+        unchanged proportions on the batch they were estimated from; NaN for
+        given ones).
 
     See Also
     --------
@@ -588,6 +597,9 @@ class GaussianSoftmaxCalibrator(
     def _score_columns(self) -> int:
         return self.n_features_in_
 
+    def _link_bounds(self) -> tuple:
+        return self.n_samples_, self.link, self.multiclass
+
     def _novelty_features(self, scores) -> list:
         return [score_features(self._novelty_scaling, self._validated(scores))]
 
@@ -623,7 +635,7 @@ class GaussianSoftmaxCalibrator(
             Rows sum to 1; float32 for float32 scores.
         """
         z = self._validated(scores)
-        return CalibrationMap.of(self).proba(z)
+        return self._adapted(CalibrationMap.of(self).proba(z))
 
     @lazily
     def predict_log_proba(self, scores) -> np.ndarray:
@@ -640,7 +652,7 @@ class GaussianSoftmaxCalibrator(
             The logs of :meth:`predict_proba`.
         """
         z = self._validated(scores)
-        return CalibrationMap.of(self).proba(z, log=True)
+        return self._adapted(CalibrationMap.of(self).proba(z, log=True), log=True)
 
     @lazily
     def predict(self, scores) -> np.ndarray:

@@ -415,6 +415,11 @@ class GaussianSoftmaxClassifier(
     conformity_scores_ : ndarray of shape (n_held_out,)
         ``1 - p_true`` of each held-out prediction, the nonconformity scores of
         :meth:`predict_set`.
+    training_priors_ : ndarray of shape (n_classes,)
+        The class proportions the probabilities assume (the mean held-out
+        probability); :meth:`adapt_priors` reweights from them.
+    class_priors_ : ndarray of shape (n_classes,)
+        On a copy made by :meth:`adapt_priors` only: its proportions.
 
     See Also
     --------
@@ -625,6 +630,10 @@ class GaussianSoftmaxClassifier(
     def _score_columns(self) -> int:
         return self.calibrated_classifiers_[0].calibrator.n_features_in_
 
+    def _link_bounds(self) -> tuple:
+        first = self.calibrated_classifiers_[0].calibrator
+        return first.n_samples_, first.link, first.multiclass
+
     def _novelty_features(self, X) -> list:
         # the novelty model's detector belongs to the first pair's fold
         return [novelty_input(self.calibrated_classifiers_[0].estimator, X)]
@@ -649,10 +658,11 @@ class GaussianSoftmaxClassifier(
         """
         check_is_fitted(self)
         pairs = self.calibrated_classifiers_
-        return _average(
+        proba = _average(
             [pair.proba_of_scores(pair.scores(X)) for pair in pairs],
             pairs[0].calibrator,
         )
+        return self._adapted(proba)
 
     @lazily
     def predict_log_proba(self, X) -> np.ndarray:
@@ -675,11 +685,11 @@ class GaussianSoftmaxClassifier(
             for pair in self.calibrated_classifiers_
         ]
         if len(logs) == 1:
-            return logs[0]
+            return self._adapted(logs[0], log=True)
         # the log of the average of the pairs' probabilities
         log_mean = np.logaddexp.reduce(np.stack(logs), axis=0) - np.log(len(logs))
         first = self.calibrated_classifiers_[0].calibrator
-        return _clip_like(log_mean, first, log=True)
+        return self._adapted(_clip_like(log_mean, first, log=True), log=True)
 
     @lazily
     def predict(self, X) -> np.ndarray:

@@ -16,6 +16,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from ._columns import (
     agreement_with_chance,
@@ -291,6 +292,60 @@ def fit(args) -> int:
     return 0
 
 
+def _parse_priors(text: str, classes) -> dict:
+    """``--priors``: proportions in the order of the classes (``0.2,0.8``) or
+    by label (``cat=0.2,dog=0.8``), as a dict from class to proportion."""
+    names = [str(label) for label in classes]
+    parts = [part.strip() for part in text.split(",") if part.strip()]
+    try:
+        if all("=" in part for part in parts):
+            pairs = dict(part.split("=", 1) for part in parts)
+            unknown = sorted(set(pairs) - set(names))
+            if unknown:
+                raise CLIError(
+                    f"--priors names labels {unknown} that are not classes of the "
+                    f"model ({', '.join(names)})"
+                )
+            values = [float(pairs.get(name, "nan")) for name in names]
+        else:
+            values = [float(part) for part in parts]
+    except ValueError as exc:
+        raise CLIError(
+            f"--priors must be numbers, comma-separated in the order of the classes "
+            f"({', '.join(names)}) or as label=value pairs; got {text!r}"
+        ) from exc
+    if len(values) != len(names) or any(v != v for v in values):
+        raise CLIError(
+            f"--priors must give one proportion for each class ({', '.join(names)}), "
+            f"got {text!r}"
+        )
+    return dict(zip(classes, values))
+
+
+def _adapt(args, model, all_scores):
+    """The model adapted to ``--priors`` or, with ``--adapt-priors``, to the
+    proportions estimated from ``all_scores()`` (the whole file); the model
+    itself without either."""
+    if args.priors is not None and args.adapt_priors:
+        raise CLIError("give --adapt-priors or --priors, not both")
+    if args.priors is not None:
+        adapted = model.adapt_priors(priors=_parse_priors(args.priors, model.classes_))
+        how = "given"
+    elif args.adapt_priors:
+        adapted = model.adapt_priors(all_scores())
+        how = (
+            "estimated from the file; test of unchanged proportions "
+            f"p={adapted.class_mix_pvalue_:.3g}"
+        )
+    else:
+        return model
+    proportions = ", ".join(
+        f"{label}={q:.4g}" for label, q in zip(model.classes_, adapted.class_priors_)
+    )
+    print(f"class proportions {proportions} ({how})")
+    return adapted
+
+
 def predict(args) -> int:
     _check_distinct(args.scores, args.output)
     model = load_model(args.model)
@@ -298,6 +353,17 @@ def predict(args) -> int:
     roles = _roles(args, table)
     id_columns = list(roles)
     columns, names = _model_columns(model, table, _score_columns(args), roles)
+
+    def all_scores():
+        # a first pass over the file: the estimate needs every row
+        return pd.concat(
+            [
+                _scores(chunk, columns, names)
+                for chunk in table.chunks(columns, args.chunksize)
+            ]
+        )
+
+    model = _adapt(args, model, all_scores)
     total = flagged = written = 0
     with TableWriter(args.output) as writer:
         for chunk in table.chunks(id_columns + columns, args.chunksize):
@@ -367,6 +433,7 @@ def report(args) -> int:
     _check_known_labels(y, model.classes_)
     weights = _weights(args, frame)
     scores = _scores(frame, columns, names)
+    fitted, model = model, _adapt(args, model, lambda: scores)
     proba = model.predict_proba(scores)
     uncertain = model.predict_uncertain(scores)
     metrics = _calibration_table(y, proba, model, uncertain, weights)
@@ -377,7 +444,7 @@ def report(args) -> int:
         "  (flagged: share of predictions the uncertain flag routes to review; "
         "accepted_accuracy: accuracy of the others)"
     )
-    _report_shift(model, scores, y, weighted=weights is not None)
+    _report_shift(fitted, scores, y, weighted=weights is not None)
     return 0
 
 
@@ -393,6 +460,18 @@ def _report_shift(model, scores, y, *, weighted: bool) -> None:
     # to_string never wraps or elides columns, whatever the display options
     print(checks.to_string(float_format="{:.4g}".format))
     shifted = checks.index[checks["shifted"].to_numpy(dtype=bool)]
+    if checks.attrs.get("verdict") == "class mix":
+        print(
+            "the classes come in other proportions, the features of each class "
+            "look as fitted (a class-mix shift): --adapt-priors adapts the "
+            "probabilities and the flag to them"
+        )
+    elif checks.attrs.get("verdict") == "features":
+        print(
+            "the batch's features look changed, beyond what other class "
+            "proportions explain: labels from this batch would tell more than "
+            "adapting to new proportions"
+        )
     if len(shifted):
         print(
             "the batch looks SHIFTED from the fitted data (by "
@@ -573,6 +652,24 @@ def _add_model_and_scores(parser, scores_help: str) -> None:
     )
 
 
+def _add_priors_arguments(parser) -> None:
+    """``--adapt-priors`` and ``--priors``: a batch whose classes come in
+    other proportions than in fit."""
+    parser.add_argument(
+        "--adapt-priors",
+        action="store_true",
+        help="estimate the class proportions of this file (at least 20 rows; "
+        "kept as fitted unless a test finds they moved) and adapt the "
+        "probabilities and the flag to them",
+    )
+    parser.add_argument(
+        "--priors",
+        help="adapt to these class proportions: comma-separated in the order of "
+        "the classes ('info' lists them) or label=value pairs, e.g. "
+        "cat=0.2,dog=0.8; they must sum to 1",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     from ._calibrator import GaussianSoftmaxCalibrator
     from ._links import LINKS
@@ -661,6 +758,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_CHUNKSIZE,
         help=f"rows per chunk (default {DEFAULT_CHUNKSIZE})",
     )
+    _add_priors_arguments(p)
     p.set_defaults(run=predict)
 
     p = commands.add_parser(
@@ -679,6 +777,7 @@ def build_parser() -> argparse.ArgumentParser:
         "accuracy of the accepted predictions are weighted (the shift check "
         "counts each row once)",
     )
+    _add_priors_arguments(p)
     p.set_defaults(run=report)
 
     p = commands.add_parser(

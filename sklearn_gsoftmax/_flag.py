@@ -218,6 +218,14 @@ def _threshold(rules: Rules, held) -> tuple:
     return threshold, -math.inf, float(accepted_weight / total), float(accuracy)
 
 
+def select_threshold(rules: Rules, held) -> tuple:
+    """``(threshold, margin threshold, coverage, accuracy)`` of the rule
+    ``low_confidence`` on the held-out rows ``held`` (a source of
+    :func:`held_out_rows`; their weights may be reweighted, as after a change
+    of the class proportions)."""
+    return _threshold(rules, held)
+
+
 def _reference(model_held) -> ConformalReference:
     """One model's conformal reference: its held-out nonconformity scores."""
 

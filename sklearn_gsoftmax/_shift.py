@@ -133,7 +133,15 @@ def _mean(values) -> float:
         return float(np.mean(values))
 
 
-def shift_report(summary: dict, observed: Batch, assigned: Batch, *, alpha=0.01):
+def shift_report(
+    summary: dict,
+    observed: Batch,
+    assigned: Batch,
+    *,
+    alpha=0.01,
+    extra_checks=0,
+    upper_bound_rules=UPPER_BOUND_RULES,
+):
     """One row per check of a batch against the held-out ``summary``.
 
     ``observed`` holds the batch's statistics as the estimator predicts
@@ -143,7 +151,8 @@ def shift_report(summary: dict, observed: Batch, assigned: Batch, *, alpha=0.01)
     not see it: the tests compare these with the summary, like with like. The
     ``expected`` column is the held-out value moved by the difference the
     averaging makes on this batch (observed minus assigned), so that it reads
-    against ``observed``.
+    against ``observed``. ``extra_checks`` more checks (the class mix) share
+    ``alpha``; the rules of ``upper_bound_rules`` are tested one-sided.
     """
     import pandas as pd
 
@@ -162,7 +171,7 @@ def shift_report(summary: dict, observed: Batch, assigned: Batch, *, alpha=0.01)
         flagged = assigned.masks[rule]
         # out_of_range's expected rate is an upper bound: only a higher
         # observed rate says anything
-        side = "greater" if rule in UPPER_BOUND_RULES else "two-sided"
+        side = "greater" if rule in upper_bound_rules else "two-sided"
         row(
             f"flag rate: {rule}",
             _mean(mask),
@@ -188,7 +197,7 @@ def shift_report(summary: dict, observed: Batch, assigned: Batch, *, alpha=0.01)
     frame.index.name = "check"
     # Bonferroni: the batch is called shifted when any check is, so each check
     # gets its share of alpha
-    frame["shifted"] = frame["p_value"] < alpha / len(frame)
+    frame["shifted"] = frame["p_value"] < alpha / (len(frame) + extra_checks)
     frame = frame[["observed", "expected", "p_value", "shifted", "test"]]
     frame.attrs["shifted"] = bool(frame["shifted"].any())
     frame.attrs["alpha"] = alpha

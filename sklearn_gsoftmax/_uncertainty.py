@@ -18,6 +18,8 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
+from ._class_mix import ClassMixMixin
+
 # ConformalReference is imported here too for models pickled before it moved
 from ._conformal import ConformalReference, conformal_sets  # noqa: F401
 from ._flag import (
@@ -34,6 +36,7 @@ from ._flag import (
 from ._labeling import select_diverse
 from ._links import top_probability
 from ._novelty import missing_counts
+from ._priors import summarise_priors
 from ._shift import MIN_BATCH, shift_report
 from ._source import lazily
 from ._ties import at_most, first_index_of_max
@@ -70,7 +73,7 @@ class Predictions(NamedTuple):
     per_model_margin: list
 
 
-class UncertaintyMixin:
+class UncertaintyMixin(ClassMixMixin):
     """The uncertain flag's public methods (see the module)."""
 
     def _fit_uncertainty(self, held, per_model, novelty=None) -> None:
@@ -97,13 +100,20 @@ class UncertaintyMixin:
         self._novelty = novelty
         self._held_out_summary = fitted.summary
         self._flag_warning_given = False
+        self._prior_state = summarise_priors(held, per_model, len(self.classes_))
+        self.training_priors_ = self._prior_state["implied"].copy()
 
-    def _rules(self, threshold=None) -> Rules:
-        """The flag's parameters and fitted thresholds."""
+    def _rules(self, threshold=None, *, adapted=True) -> Rules:
+        """The flag's parameters and fitted thresholds (those of fit with
+        ``adapted=False``, on a copy adapted to other class proportions)."""
+        margin_threshold = getattr(self, "uncertainty_margin_threshold_", -math.inf)
+        unadapted = self.__dict__.get("_unadapted_thresholds")
+        if not adapted and unadapted is not None and threshold is None:
+            threshold, margin_threshold = unadapted
         return Rules(
             self._uncertainty_rules,
             self.uncertainty_threshold_ if threshold is None else threshold,
-            getattr(self, "uncertainty_margin_threshold_", -math.inf),
+            margin_threshold,
             self.target_accuracy,
             self.ambiguity_ratio,
             self.conformal_alpha,
@@ -144,20 +154,32 @@ class UncertaintyMixin:
                 "and predict_frame."
             )
 
-    def _rule_masks(self, X) -> tuple[Predictions, dict, tuple | None]:
+    def _rule_masks(
+        self, X, *, adapted: bool = True
+    ) -> tuple[Predictions, dict, tuple | None]:
         """The predictions, each rule's flags and, when the ``novelty`` rule is
         on, the novelty p-values and how many of each sample's features the
-        detector found missing (with their number)."""
+        detector found missing (with their number). On a copy adapted to other
+        class proportions (:meth:`adapt_priors`), the adapted ones unless
+        ``adapted=False``."""
         predictions = self._predictions(X)
         self._check_uncertainty_fitted()
         self._warn_if_flagging_everything()
+        ratio = self.__dict__.get("_prior_ratio") if adapted else None
+        if ratio is not None:
+            # the per-model probabilities stay as fitted: the conformal rule
+            # ranks them against the held-out scores, reweighted
+            predictions = predictions._replace(proba=self._adapted(predictions.proba))
         masks = probability_masks(
-            self._rules(),
+            self._rules(adapted=adapted),
             predictions.proba,
             predictions.per_model,
             self._conformal_references,
             predictions.margin,
         )
+        if ratio is not None and "conformal" in masks:
+            sets = self._conformal_sets(predictions.per_model, self.conformal_alpha)
+            masks["conformal"] = sets.sum(axis=1) != 1
         novelty = None
         if "out_of_range" in self._uncertainty_rules:
             masks["out_of_range"] = predictions.out_of_range
@@ -238,7 +260,7 @@ class UncertaintyMixin:
             ``report.attrs["shifted"]``.
         """
         alpha = check_alpha(alpha)
-        predictions, masks, _ = self._rule_masks(X)
+        predictions, masks, _ = self._rule_masks(X, adapted=False)
         if not hasattr(self, "_held_out_summary"):
             raise ValueError(
                 f"this {type(self).__name__} was saved by a version of "
@@ -252,7 +274,7 @@ class UncertaintyMixin:
                 f"anything, got {proba.shape[0]}; pool batches before reporting."
             )
         y_index = None if y is None else self._label_indices(y, proba.shape[0])
-        rules = self._rules()
+        rules = self._rules(adapted=False)
         # the rules that do not look at a model's probabilities are the same
         # for the average and for each model
         shared = {rule: masks[rule] for rule in masks if rule in SAMPLE_RULES}
@@ -270,7 +292,15 @@ class UncertaintyMixin:
         assigned = assigned._replace(
             masks={rule: merged[rule] for rule in self._uncertainty_rules}
         )
-        return shift_report(self._held_out_summary, observed, assigned, alpha=alpha)
+        has_mix = "_prior_state" in self.__dict__
+        report = shift_report(
+            self._held_out_summary,
+            observed,
+            assigned,
+            alpha=alpha,
+            extra_checks=int(has_mix),
+        )
+        return self._with_class_mix(report, proba, observed, assigned)
 
     def _label_indices(self, y, n_rows: int) -> np.ndarray:
         """Positions in ``classes_`` of labels ``y``, with a clear error for
@@ -392,7 +422,7 @@ class UncertaintyMixin:
         alpha = check_alpha(self.conformal_alpha if alpha is None else alpha)
         per_model = self._predictions(X, with_range=False).per_model
         self._check_uncertainty_fitted()
-        return conformal_sets(self._conformal_references, per_model, alpha)
+        return self._conformal_sets(per_model, alpha)
 
     @lazily
     def predict_frame(self, X):

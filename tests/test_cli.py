@@ -313,7 +313,7 @@ def test_report_says_when_the_batch_looks_shifted(files, tmp_path, capsys):
     last = capsys.readouterr().out.splitlines()[-1]
     assert re.fullmatch(
         r"the batch looks SHIFTED from the fitted data \(by flag rate: "
-        r"low_confidence(, [^:]+)*\): its probabilities and the flag's threshold "
+        r"low_confidence(, [^,]+)*\): its probabilities and the flag's threshold "
         r"may not hold on it",
         last,
     ), last
@@ -1383,3 +1383,87 @@ def test_no_column_drops_out_unsaid(files, tmp_path, capsys):
     (tmp_path / "twice.csv").write_text(text)
     err = error_of(capsys, "fit", tmp_path / "twice.csv", *argv[1:], *out)
     assert "names the column(s) 'a' more than once; give each column its own " in err
+
+
+# -- adapting to other class proportions -----------------------------------------
+
+
+def resampled(frame, priors, m, seed):
+    """Rows of ``frame`` drawn class by class to the proportions ``priors``."""
+    rng = np.random.default_rng(seed)
+    counts = rng.multinomial(m, priors)
+    rows = np.concatenate(
+        [
+            rng.choice(np.flatnonzero(frame["y"] == label), count)
+            for label, count in zip(CLASSES, counts)
+        ]
+    )
+    return frame.iloc[rows].reset_index(drop=True)
+
+
+@pytest.mark.parametrize("given", ["0.1,0.1,0.8", "eel=0.8,cat=0.1,dog=0.1"])
+def test_predict_with_given_priors(files, tmp_path, capsys, given):
+    root, frame, model = files
+    out = tmp_path / "out.csv"
+    capsys.readouterr()
+    argv = ["predict", root / "model.skops", root / "scores.csv", "-o", out]
+    assert cli(*argv, "--priors", given) == 0
+    printed_lines = capsys.readouterr().out
+    assert "class proportions cat=0.1, dog=0.1, eel=0.8 (given)" in printed_lines
+    adapted = model.adapt_priors(priors=[0.1, 0.1, 0.8])
+    expected = adapted.predict_frame(frame[SCORES])
+    written = pd.read_csv(out, keep_default_na=False)
+    np.testing.assert_allclose(
+        written[expected.columns[1:4]], expected.iloc[:, 1:4], rtol=1e-12
+    )
+    np.testing.assert_array_equal(written["uncertain"], expected["uncertain"])
+    assert not np.allclose(
+        written["proba_eel"], model.predict_proba(frame[SCORES])[:, 2]
+    )
+
+
+def test_predict_and_report_estimate_the_priors_of_the_file(files, tmp_path, capsys):
+    root, frame, model = files
+    batch = resampled(frame, [0.1, 0.1, 0.8], 400, seed=3)
+    batch.to_csv(tmp_path / "batch.csv", index=False)
+    adapted = model.adapt_priors(batch[SCORES])
+    assert adapted.class_priors_[2] > 0.6
+    out = tmp_path / "out.parquet"
+    capsys.readouterr()
+    argv = [root / "model.skops", tmp_path / "batch.csv"]
+    assert cli("predict", *argv, "-o", out, "--adapt-priors", "--chunksize", 90) == 0
+    text = capsys.readouterr().out
+    assert "(estimated from the file; test of unchanged proportions p=" in text
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(out), adapted.predict_frame(batch[SCORES])
+    )
+    assert cli("report", *argv, "--label-column", "y", "--adapt-priors") == 0
+    text = capsys.readouterr().out
+    expected = calibration_report(
+        batch["y"], adapted.predict_proba(batch[SCORES]), labels=model.classes_
+    )
+    assert printed(text, "log_loss") == pytest.approx(expected["log_loss"], rel=1e-3)
+    assert "a class-mix shift" in text
+
+
+@pytest.mark.parametrize(
+    "priors, message",
+    [
+        ("0.5,0.5", "one proportion for each class"),
+        ("cat=0.5,cow=0.5", "not classes of the model"),
+        ("a,b,c", "must be numbers"),
+        ("0.2,0.2,0.2", "must sum to 1"),
+    ],
+)
+def test_bad_priors_are_one_line_errors(files, tmp_path, capsys, priors, message):
+    root, _, _ = files
+    argv = ["predict", root / "model.skops", root / "scores.csv", "-o",
+            tmp_path / "o.csv"]  # fmt: skip
+    assert message in error_of(capsys, *argv, "--priors", priors)
+
+
+def test_adapt_priors_and_priors_together_are_refused(files, tmp_path, capsys):
+    root, _, _ = files
+    argv = ["report", root / "model.skops", root / "scores.csv", "--label-column",
+            "y", "--adapt-priors", "--priors", "0.2,0.3,0.5"]  # fmt: skip
+    assert "not both" in error_of(capsys, *argv)

@@ -70,7 +70,7 @@ def test_report_has_one_row_per_check(digits_model):
         "accuracy",
         "accuracy of accepted predictions",
         "log-loss",
-    ]
+    ] + [f"class proportion: {label}" for label in model.classes_]
     assert report.attrs["shifted"] == bool(report["shifted"].any())
     unlabelled = model.shift_report(split.X_shifted[:100])
     assert "log-loss" not in unlabelled.index
