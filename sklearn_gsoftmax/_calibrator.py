@@ -31,6 +31,7 @@ from ._map import (
 from ._novelty import check_detector, fit_pooled
 from ._persistence import VersionedStateMixin
 from ._source import (
+    BLOCK_ENTRIES,
     ArraySource,
     Chunk,
     lazily,
@@ -177,9 +178,21 @@ _MERGE_SUMMARIES = merge_dicts(
 def novelty_columns(z: np.ndarray) -> np.ndarray:
     """The score columns the novelty detector sees, in float64: all of them,
     or beyond ``NOVELTY_COLUMNS`` the row's largest, less its mean."""
-    z = z.astype(np.float64).reshape(len(z), -1)
+    z = z.reshape(len(z), -1)
     if z.shape[1] <= NOVELTY_COLUMNS:
-        return z
+        return z.astype(np.float64)
+    # in row blocks: the float64 temporaries of a network's (m, K) logits
+    # would be several times their size
+    step = max(1, BLOCK_ENTRIES // z.shape[1])
+    if len(z) == 0:
+        return np.empty((0, NOVELTY_COLUMNS))
+    return np.concatenate(
+        [_top_less_mean(z[i : i + step]) for i in range(0, len(z), step)]
+    )
+
+
+def _top_less_mean(z: np.ndarray) -> np.ndarray:
+    z = z.astype(np.float64)
     top = -np.partition(-z, NOVELTY_COLUMNS - 1, axis=1)[:, :NOVELTY_COLUMNS]
     top = -np.sort(-top, axis=1)
     finite = np.where(np.isfinite(z), z, np.nan)
@@ -268,8 +281,15 @@ class GaussianSoftmaxCalibrator(
         samples the scoring model was trained on. ``None`` uses the number of
         samples passed to :meth:`fit` (the sum of ``sample_weight`` when given:
         weights are frequency weights).
-    fit_intercept : bool, default=True
-        Whether to fit the per-class offset ``b``; ``False`` fits the scale only.
+    fit_intercept : bool or "auto", default="auto"
+        Whether to fit the per-class offset ``b``; ``False`` fits the scale
+        only. ``"auto"``: binary margins keep their offset (Platt's
+        intercept); with three or more classes the offsets are kept where they
+        raise the calibration rows' log-likelihood by more than one nat each
+        (Akaike's criterion, an estimate of their gain on new data), else the
+        scale alone is fitted (``intercept_`` is then 0). Offsets that only
+        fit noise move the argmax: on a network's logits (an MLP on digits,
+        449 calibration rows) they lowered its accuracy from 97.4 % to 96.9 %.
     score_map : {"auto", "affine", "matrix"}, default="auto"
         The map from scores to the link's logits for three or more classes.
         ``"affine"``: ``a * z + b``, one scale. ``"matrix"``: ``W z + b``, a
@@ -408,7 +428,7 @@ class GaussianSoftmaxCalibrator(
         "link": [StrOptions(set(LINKS))],
         "multiclass": [StrOptions(set(MULTICLASS_FORMS))],
         "n_samples": [Interval(Integral, 2, None, closed="left"), None],
-        "fit_intercept": ["boolean"],
+        "fit_intercept": ["boolean", StrOptions({"auto"})],
         **MAP_CONSTRAINTS,
         **UNCERTAINTY_CONSTRAINTS,
     }
@@ -437,7 +457,7 @@ class GaussianSoftmaxCalibrator(
         link="gaussian",
         multiclass="vs_top",
         n_samples=None,
-        fit_intercept=True,
+        fit_intercept="auto",
         score_map="auto",
         matrix_penalty=0.3,
         fit_ceiling="auto",

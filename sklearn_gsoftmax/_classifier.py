@@ -337,9 +337,11 @@ class GaussianSoftmaxClassifier(
         The sample count ``n`` that bounds the probabilities. ``None`` uses the
         number of samples passed to :meth:`fit` (the sum of ``sample_weight``
         when given: weights are frequency weights). See Notes.
-    fit_intercept : bool, default=True
+    fit_intercept : bool or "auto", default="auto"
         Whether the calibrator fits per-class offsets; ``False`` fits the scale
-        only (temperature scaling with ``link="softmax"``).
+        only (temperature scaling with ``link="softmax"``); ``"auto"`` keeps
+        them for two classes and, for more, where they pay by Akaike's
+        criterion. See :class:`GaussianSoftmaxCalibrator`.
     score_map : {"auto", "affine", "matrix"}, default="auto"
         The calibrator's map from scores to the link's logits for three or
         more classes: ``"affine"`` (``a * z + b``) or ``"matrix"`` (``W z + b``,
@@ -488,7 +490,7 @@ class GaussianSoftmaxClassifier(
         "cv": ["cv_object"],
         "ensemble": ["boolean", StrOptions({"auto"})],
         "n_samples": [Interval(Integral, 2, None, closed="left"), None],
-        "fit_intercept": ["boolean"],
+        "fit_intercept": ["boolean", StrOptions({"auto"})],
         **MAP_CONSTRAINTS,
         "n_jobs": [Integral, None],
         **UNCERTAINTY_CONSTRAINTS,
@@ -511,7 +513,7 @@ class GaussianSoftmaxClassifier(
         cv=None,
         ensemble="auto",
         n_samples=None,
-        fit_intercept=True,
+        fit_intercept="auto",
         score_map="auto",
         matrix_penalty=0.3,
         fit_ceiling="auto",

@@ -45,7 +45,7 @@ from ._conformal import ConformalReference, conformal_sets, nonconformity
 from ._links import top_probability, top_two
 from ._selective import low_confidence, ranking_rows, select_threshold_on
 from ._shift import PART_MERGES, Batch, held_out_summary, summary_parts
-from ._source import ArraySource, QuantileSummary, merge_dicts
+from ._source import ArraySource, QuantileSummary, by_blocks, merge_dicts
 from ._ties import TIE_RTOL, below, first_index_of_max
 
 RULES = ("low_confidence", "ambiguous", "out_of_range", "conformal", "novelty")
@@ -193,11 +193,14 @@ def _threshold(rules: Rules, held) -> tuple:
     """``(threshold, margin threshold, coverage, accuracy)`` on the held-out
     rows ``held``."""
 
-    def ranked(chunk):
-        proba, margin = split_rows(chunk.z)
-        rows = ranking_rows(
-            top_probability(proba), is_correct(proba, chunk.y), chunk.w, margin
+    def rows_of(part):
+        proba, margin = split_rows(part.z)
+        return ranking_rows(
+            top_probability(proba), is_correct(proba, part.y), part.w, margin
         )
+
+    def ranked(chunk):
+        rows = by_blocks(rows_of, lambda a, b: np.concatenate([a, b]))(chunk)
         return chunk._replace(z=rows)
 
     ranking = held.map(ranked)
@@ -265,7 +268,10 @@ def _summary(rules: Rules, per_model, references, novelty, score_columns) -> dic
     parts = None
     for model_held, reference in zip(per_model, references):
         part = model_held.map_reduce(
-            lambda chunk, reference=reference: summarise(chunk, reference), merge
+            by_blocks(
+                lambda chunk, reference=reference: summarise(chunk, reference), merge
+            ),
+            merge,
         )
         parts = part if parts is None else merge(parts, part)
     rates = {

@@ -19,7 +19,15 @@ from sklearn.model_selection import KFold
 
 from ._fitting import AffineFit, fit_affine
 from ._links import link_proba, top_two
-from ._objective import affine_scores, finite_bounds, matrix_scores, settled
+from ._objective import (
+    Layout,
+    Problem,
+    affine_scores,
+    finite_bounds,
+    matrix_scores,
+    objective,
+    settled,
+)
 from ._refine import Refined, refine, refinement_layout
 from ._source import ArraySource, merge_ranges
 
@@ -30,7 +38,7 @@ class MapSpec(NamedTuple):
     n_classes: int
     link: str
     multiclass: str
-    fit_intercept: bool
+    fit_intercept: bool | str
     score_map: str
     matrix_penalty: float
     fit_ceiling: bool | str
@@ -126,7 +134,12 @@ def clip_range_of(source) -> np.ndarray:
 
 def fit_map(source, spec: MapSpec, start: MapFit | None = None) -> MapFit:
     """Fit the calibration map on the rows of ``source`` (see the module)."""
-    affine = fit_affine(source, spec, start=None if start is None else start.affine)
+    if start is not None:
+        spec = spec._replace(fit_intercept=start.affine.layout.fit_intercept)
+    if spec.fit_intercept == "auto":
+        affine, spec = _offsets_if_they_pay(source, spec)
+    else:
+        affine = fit_affine(source, spec, start=None if start is None else start.affine)
     layout = refinement_layout(spec, rows=spec.total)
     refined, clip_range = None, None
     if layout is not None:
@@ -143,6 +156,44 @@ def fit_map(source, spec: MapSpec, start: MapFit | None = None) -> MapFit:
         )
     n_iter = affine.n_iter + (0 if refined is None else refined.n_iter)
     return MapFit(_map_of(spec, affine, refined, clip_range), affine, refined, n_iter)
+
+
+#: ``fit_intercept="auto"`` keeps the offsets of three or more classes when
+#: they raise the log-likelihood of the calibration rows by more than this many
+#: nats each (Akaike's criterion: an estimate of what they gain on new data).
+#: Offsets that only fit noise cost accuracy: on a network's logits (an MLP on
+#: digits, 449 calibration rows, six splits) the default with offsets was right
+#: 96.9 % of the time against the network's own 97.4 %.
+NATS_PER_OFFSET = 1.0
+
+
+def _offsets_if_they_pay(source, spec: MapSpec):
+    """The affine fit with offsets, or the scale alone where the offsets do
+    not pay (``NATS_PER_OFFSET``); binary margins always keep theirs (Platt's
+    intercept). Returns the fit and the spec with the choice made."""
+    with_offsets = spec._replace(fit_intercept=True)
+    affine = fit_affine(source, with_offsets)
+    if spec.n_classes == 2:
+        return affine, with_offsets
+    scale_only = spec._replace(fit_intercept=False)
+    # started from the fit with offsets (its search chose the basin): a local
+    # fit of the scale alone, no second search
+    layout = Layout(spec.n_classes, fit_intercept=False, n=spec.n)
+    start = AffineFit(affine.theta[:1].copy(), layout, affine.unit, 0)
+    plain = fit_affine(source, scale_only, start=start)
+    gain = _data_loss(source, scale_only, plain) - _data_loss(
+        source, with_offsets, affine
+    )
+    if gain * spec.total > NATS_PER_OFFSET * (spec.n_classes - 1):
+        return affine, with_offsets
+    return plain, scale_only
+
+
+def _data_loss(source, spec: MapSpec, fit: AffineFit) -> float:
+    """The weighted mean negative log-likelihood of ``fit`` on ``source``."""
+    problem = Problem(fit.layout, spec.link, spec.multiclass, fit.unit, spec.total)
+    penalty = fit.layout.penalty_value_grad_hess(fit.theta)[0]
+    return objective(source, problem)(fit.theta)[0] - penalty
 
 
 def _map_of(spec, affine: AffineFit, refined: Refined | None, clip_range):
@@ -219,6 +270,7 @@ def held_out_predictions(z, y, w, keep, spec: MapSpec, fitted: MapFit, proba_of=
     same = spec._replace(
         score_map="matrix" if layout.matrix else "affine",
         fit_ceiling=layout.ceiling,
+        fit_intercept=layout.fit_intercept,
         max_iter=REFIT_MAX_ITER,
     )
     proba = margin = None

@@ -17,6 +17,8 @@ depend on the units; the chunks are not copied for that: the kernels apply
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from ._links import (
@@ -411,23 +413,26 @@ def _multiclass_curvature(problem: Problem, chunk, theta) -> np.ndarray:
     else:
         u = affine_scores(z, float(theta[0]) / unit, intercept)
     n = layout.n_link(theta)
+    # huge scores overflow the squares: an infinite curvature, which the
+    # preconditioner leaves out (it only sets the parameters' scales)
     with np.errstate(invalid="ignore", over="ignore"):
         p = np.nan_to_num(link_proba(u, n, problem.link, problem.form), nan=0.0)
-    p = p.astype(np.float64, copy=False)
-    spread = w @ (p * (1.0 - p))
-    curvature = np.ones(layout.size)
-    if layout.matrix:
-        scaled = cross.astype(np.float64, copy=False) / unit
-        curvature[: layout.n_map] = (spread[:, None] * (w @ scaled**2)[None]).ravel()
-        offsets = spread[: layout.n_offsets]
-    else:
-        z_std = z.astype(np.float64, copy=False) / unit
-        mean = np.einsum("ij,ij->i", p, z_std)
-        variance = np.einsum("ij,ij->i", p, z_std**2) - mean**2
-        curvature[0] = w @ np.maximum(variance, 0.0)
-        offsets = spread[1 : 1 + layout.n_offsets]
+        p = p.astype(np.float64, copy=False)
+        spread = w @ (p * (1.0 - p))
+        curvature = np.ones(layout.size)
+        if layout.matrix:
+            scaled = cross.astype(np.float64, copy=False) / unit
+            entries = spread[:, None] * (w @ scaled**2)[None]
+            curvature[: layout.n_map] = entries.ravel()
+            offsets = spread[: layout.n_offsets]
+        else:
+            z_std = z.astype(np.float64, copy=False) / unit
+            mean = np.einsum("ij,ij->i", p, z_std)
+            variance = np.einsum("ij,ij->i", p, z_std**2) - mean**2
+            curvature[0] = w @ np.maximum(variance, 0.0)
+            offsets = spread[1 : 1 + layout.n_offsets]
     curvature[layout.offsets] = offsets
-    return curvature
+    return np.nan_to_num(curvature, nan=np.inf)
 
 
 def data_term(problem: Problem):
@@ -459,13 +464,14 @@ def objective(source, problem: Problem):
         return value, grad, hess
 
     if not binary:
+        # block by block, as the data term: its float64 temporaries stay small
+        curvature_of_data = source.evaluator(
+            lambda chunk: functools.partial(_multiclass_curvature, problem, chunk), add
+        )
 
         def curvature(theta):
             theta = np.asarray(theta, dtype=float)
-            data = source.map_reduce(
-                lambda chunk: _multiclass_curvature(problem, chunk, theta), add
-            )
-            return data + layout.penalty_value_grad_hess(theta)[2]
+            return curvature_of_data(theta) + layout.penalty_value_grad_hess(theta)[2]
 
         evaluate.curvature = curvature
     return evaluate

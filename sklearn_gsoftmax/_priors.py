@@ -44,7 +44,7 @@ from scipy import stats
 
 from ._conformal import ConformalReference
 from ._links import clip_to_bounds, proba_bounds
-from ._source import QuantileSummary
+from ._source import QuantileSummary, by_blocks
 from ._ties import below
 
 #: Fewest rows :func:`estimate_priors` estimates proportions from.
@@ -432,7 +432,8 @@ def summarise_priors(held, per_model: list, n_classes: int) -> dict:
     weight, up to :data:`ROW_CAP` rows (as made, and each model's) and each
     model's conformal references per class."""
     weight, total, squares, counts = held.map_reduce(
-        lambda chunk: _moments(chunk, n_classes), _add_moments
+        by_blocks(lambda chunk: _moments(chunk, n_classes), _add_moments),
+        _add_moments,
     )
     implied = total / weight
     covariance = squares / weight - np.outer(implied, implied)

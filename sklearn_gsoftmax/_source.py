@@ -131,6 +131,30 @@ class ArraySource(Source):
         return ArraySource(mapped.z, mapped.y, mapped.w)
 
 
+def by_blocks(fn, merge=add):
+    """``fn`` of a chunk computed on its row blocks of at most
+    ``BLOCK_ENTRIES`` scores and merged: the same sums for a statistic whose
+    float64 temporaries would otherwise be several times a network's logits.
+    Only for statistics whose ``merge`` is exact (sums, moments)."""
+
+    def blockwise(chunk: Chunk):
+        z = chunk.z
+        width = 1 if z.ndim == 1 else z.shape[1]
+        step = max(1, BLOCK_ENTRIES // width)
+        if len(z) <= step:
+            return fn(chunk)
+        result = None
+        for i in range(0, len(z), step):
+            part = fn(
+                Chunk(z[i : i + step], chunk.y[i : i + step], chunk.w[i : i + step],
+                      chunk.start + i)
+            )  # fmt: skip
+            result = part if result is None else merge(result, part)
+        return result
+
+    return blockwise
+
+
 class QuantileSummary:
     """A mergeable weighted quantile summary: sorted points, each standing for
     the weight it carries; at most ``size`` of them once merged.

@@ -379,3 +379,49 @@ def test_sparse_scores_name_the_fix():
         "sparse scores are not supported: decision scores are dense; pass a dense "
         "array (e.g. scores.toarray())."
     )
+
+
+def _total_log_likelihood(model, z, y):
+    proba = model.predict_proba(z)
+    return float(np.sum(np.log(proba[np.arange(len(y)), y])))
+
+
+@pytest.mark.parametrize("class_bias", [0.0, 1.5])
+def test_auto_offsets_follow_akaikes_criterion(class_bias):
+    """``fit_intercept="auto"`` with three or more classes is the fit with
+    offsets where they raise the log-likelihood by more than one nat each,
+    else the scale-only fit: recomputed here from the two explicit fits.
+    Scores without a class bias give offsets that only fit noise (dropped);
+    a bias of 1.5 logits on one class pays (kept)."""
+    rng = np.random.default_rng(7)
+    k, m = 6, 500
+    y = rng.integers(0, k, m)
+    z = rng.normal(size=(m, k)) + 2.0 * np.eye(k)[y]
+    z[:, 0] -= class_bias  # class 0 under-scored by the model
+    spec = dict(score_map="affine", fit_ceiling=False, uncertainty_rules=())
+    auto = GaussianSoftmaxCalibrator(**spec).fit(z, y)
+    with_offsets = GaussianSoftmaxCalibrator(fit_intercept=True, **spec).fit(z, y)
+    scale_only = GaussianSoftmaxCalibrator(fit_intercept=False, **spec).fit(z, y)
+    gain = _total_log_likelihood(with_offsets, z, y) - _total_log_likelihood(
+        scale_only, z, y
+    )
+    expected = with_offsets if gain > k - 1 else scale_only
+    assert (gain > k - 1) == (class_bias > 0)
+    np.testing.assert_allclose(
+        auto.predict_proba(z), expected.predict_proba(z), rtol=1e-6, atol=1e-9
+    )
+    if expected is scale_only:
+        assert np.all(auto.intercept_ == 0.0)
+
+
+def test_auto_offsets_always_kept_for_binary_margins():
+    """Two classes keep Platt's intercept under ``"auto"``: the fit equals
+    ``fit_intercept=True``'s even where the offset is tiny."""
+    rng = np.random.default_rng(8)
+    s = rng.normal(size=400) * 2
+    y = (s + rng.normal(size=400) > 0).astype(int)
+    auto = GaussianSoftmaxCalibrator(uncertainty_rules=()).fit(s, y)
+    explicit = GaussianSoftmaxCalibrator(fit_intercept=True, uncertainty_rules=()).fit(
+        s, y
+    )
+    np.testing.assert_array_equal(auto.intercept_, explicit.intercept_)

@@ -74,7 +74,7 @@ def test_many_classes_reach_the_optimum_in_few_passes(monkeypatch):
     z, y = _logits(3000, 200, seed=0)
     counted = _count_rows(monkeypatch)
     model = GaussianSoftmaxCalibrator(
-        score_map="affine", fit_ceiling=False, uncertainty_rules=()
+        score_map="affine", fit_ceiling=False, fit_intercept=True, uncertainty_rules=()
     ).fit(z, y)
     assert counted[0] <= 80 * 1024, counted[0] / 1024
     assert counted[1] <= 300 * len(z), counted[1] / len(z)
@@ -88,7 +88,10 @@ def test_search_holding_the_offsets_finds_the_same_fit(monkeypatch):
 
     def fit():
         return GaussianSoftmaxCalibrator(
-            score_map="affine", fit_ceiling=False, uncertainty_rules=()
+            score_map="affine",
+            fit_ceiling=False,
+            fit_intercept=True,
+            uncertainty_rules=(),
         ).fit(z, y)
 
     held = fit()
