@@ -29,3 +29,21 @@ def rng():
 settings.register_profile("ci", derandomize=True, print_blob=True)
 if os.environ.get("CI"):
     settings.load_profile("ci")
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--run-slow",
+        action="store_true",
+        help="run the tests marked slow (the full differential profiles)",
+    )
+
+
+def pytest_collection_modifyitems(config, items):
+    # the full profiles of tests/test_reference.py: in CI, or when asked for
+    if config.getoption("--run-slow") or os.environ.get("CI"):
+        return
+    skip = pytest.mark.skip(reason="slow: run with --run-slow (or CI=1)")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
