@@ -183,7 +183,8 @@ def link_proba(z, n, link="gaussian", multiclass="vs_top", log=False) -> np.ndar
         d = big_l * np.tanh(_below_top(z) / big_l)
         return _softmax(d, log)
     # simplex: an inner softmax at temperature L / K, an outer one in base n - 1
-    sigma = _softmax(k * _below_top(z) / big_l)
+    with np.errstate(over="ignore"):  # -1e308 * K: -inf, a weight of 0
+        sigma = _softmax(k * _below_top(z) / big_l)
     return _softmax(big_l * sigma, log)
 
 
@@ -238,7 +239,8 @@ def nll_grad(z, y, n, link="gaussian", multiclass="vs_top") -> np.ndarray:
             others = h.sum(axis=1) - h[np.arange(m), top]
             grad[np.arange(m), top] = -others
         else:
-            sigma = _softmax(k * _below_top(rows) / big_l)
+            with np.errstate(over="ignore"):
+                sigma = _softmax(k * _below_top(rows) / big_l)
             inner = (sigma * g).sum(axis=1, keepdims=True)
             grad = k * sigma * (g - inner)
     if binary:
@@ -321,6 +323,47 @@ class AffineFit:
             if nll <= best[0] + tol_nll and np.abs(proba - best[1]).max() > tol_proba:
                 return False
         return self.finite_optimum and self.curvature > 1e-4
+
+
+def robust_unit(z, weights=None) -> float:
+    """The robust scale the package documents standardising scores by
+    (docs/math.rst): the mean absolute deviation from the median after
+    clipping to the 5th-95th percentiles; for score columns the larger of
+    that of the scores and of the scores centred on their row's mean."""
+    z = np.asarray(z, dtype=np.float64)
+    rows = z.reshape(len(z), -1)
+    weights = np.ones(len(z)) if weights is None else np.asarray(weights, float)
+    units = []
+    candidates = [rows]
+    if rows.shape[1] > 1:
+        finite = np.where(np.isfinite(rows), rows, np.nan)
+        candidates.append(rows - np.nanmean(finite, axis=1, keepdims=True))
+    for values in candidates:
+        w = np.repeat(weights, values.shape[1])
+        v = values.ravel()
+        keep = np.isfinite(v) & (w > 0)
+        v, w = v[keep], w[keep]
+        if not v.size:
+            continue
+        order = np.argsort(v)
+        cumulative = np.cumsum(w[order]) / w.sum()
+
+        def quantile(level, v=v, order=order, cumulative=cumulative):
+            return v[order][min(np.searchsorted(cumulative, level), len(v) - 1)]
+
+        low, median, high = quantile(0.05), quantile(0.5), quantile(0.95)
+        units.append(float(np.dot(w, np.abs(np.clip(v, low, high) - median)) / w.sum()))
+    positive = [u for u in units if u > 0]
+    return max(positive) if positive else 1.0
+
+
+def prior_allowance(fit: AffineFit, z, weights=None) -> float:
+    """How much the package's weak ridge prior (1e-9 / 2 times the squared
+    parameters on standardised scores, docs/math.rst) may raise its NLL
+    above the unpenalised optimum ``fit``: at most the prior's value there
+    (with a margin of 4 for the approximate unit)."""
+    scale = fit.scale * robust_unit(z, weights)
+    return 4 * 0.5e-9 * (scale**2 + float(np.sum(np.asarray(fit.offsets) ** 2)))
 
 
 def weighted_nll(proba, y_index, weights) -> float:

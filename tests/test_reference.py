@@ -401,7 +401,7 @@ def check_calibrator_reaches_the_maximum_likelihood(problem, seed):
     assert model.n_samples_ == pytest.approx(_unit(problem.w, m).sum(), rel=1e-12)
     nll = _package_nll(model, problem)
     assert fit.finite_optimum  # the problems are drawn not separable
-    assert nll == pytest.approx(fit.nll, rel=1e-7, abs=1e-9), (nll, fit.nll)
+    _assert_optimal(nll, fit, problem.z, problem.w)
     if not fit.unique_optimum():
         return
     fresh = _fresh_scores(problem, np.random.default_rng(seed))
@@ -483,6 +483,57 @@ def test_a_column_of_infinite_scores_predicts_without_warnings():
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)
         model.predict_uncertain(z)
+
+
+#: A fold's held-out scores of 3 classes (12 rows, with weights) on which the
+#: bounded NLL has two basins 2.8e-4 apart.
+_TWO_BASINS = (
+    np.array(
+        [
+            [0.271439, -0.426017, 0.154578],
+            [0.356882, -0.297872, -0.05901],
+            [-1.764946, 1.027373, 0.737573],
+            [2.874607, -2.796043, -0.078563],
+            [-1.824041, 1.396871, 0.42717],
+            [-1.379454, 1.06583, 0.313623],
+            [-0.359283, 0.824526, -0.465242],
+            [-0.200682, 0.501036, -0.300354],
+            [-0.354344, -0.084182, 0.438526],
+            [-0.304942, -0.314264, 0.619206],
+            [-0.747544, 0.919659, -0.172115],
+            [-0.104359, 0.333725, -0.229366],
+        ]
+    ),
+    np.repeat([0, 1, 2], 4),
+    np.array([3.0, 1, 3, 2, 1, 3, 1, 3, 2, 2, 2, 2]),
+)
+
+
+def test_reference_finds_the_better_of_two_basins():
+    z, y, w = _TWO_BASINS
+    fit = ref.fit_affine(z, y, w, 45)
+    assert fit.unique_optimum()
+    assert fit.nll == pytest.approx(0.986377, abs=1e-6)
+    worse = [nll for nll, _ in fit.optima if nll > fit.nll + 1e-4]
+    assert worse and min(worse) == pytest.approx(0.986659, abs=1e-6)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="finding of issue 25: on 12 weighted rows of 3 classes the bounded "
+    "NLL has two basins (0.98638 and 0.98666); the fit ends in the worse one "
+    "without a warning (the README promises the global optimum)",
+)
+def test_small_multiclass_fit_reaches_the_better_basin():
+    z, y, w = _TWO_BASINS
+    model = GaussianSoftmaxCalibrator(
+        score_map="affine",
+        fit_ceiling=False,
+        n_samples=45,
+        uncertainty_rules=("low_confidence",),
+    ).fit(z, y, sample_weight=w)
+    nll = ref.weighted_nll(model.predict_proba(z), y, w)
+    assert nll == pytest.approx(ref.fit_affine(z, y, w, 45).nll, abs=1e-7)
 
 
 def _robust_spread(z) -> float:
@@ -570,7 +621,9 @@ def cross_fit_problems(draw, min_k=2, max_k=6, missing=(False, True)):
     params = {
         "k": k,
         "n_folds": n_folds,
-        "per_class": draw(st.integers(4 * n_folds, 10 * n_folds)),
+        # at least 6 rows per class in each held-out part: with 4 the search
+        # may end in the worse of two basins (see the xfail below)
+        "per_class": draw(st.integers(6 * n_folds, 12 * n_folds)),
         "missing": k >= 3 and draw(st.sampled_from(missing)),
         "estimator": draw(st.sampled_from(["logistic", "naive_bayes"])),
         "labels": draw(st.sampled_from(["int", "str"])),
@@ -664,7 +717,16 @@ def _check_nll(fitted, scale, intercept, fit):
     # without a finite optimum (separable scores) the package stops at its
     # box, which the spec does not define: nothing to compare
     if fit.finite_optimum:
-        assert nll == pytest.approx(fit.nll, rel=1e-7, abs=1e-9), (nll, fit.nll)
+        _assert_optimal(nll, fit, scores, weights)
+
+
+def _assert_optimal(nll, fit, scores, weights):
+    """The package's NLL is the reference optimum's: no lower (the reference
+    would have missed an optimum), and higher by no more than rounding and
+    the package's documented ridge prior can make it."""
+    rounding = 1e-9 * max(1.0, fit.nll)
+    allowance = rounding + ref.prior_allowance(fit, scores, weights)
+    assert fit.nll - rounding <= nll <= fit.nll + allowance, (nll, fit.nll, allowance)
 
 
 def _check_cross_fit(problem, ensemble, link, form, fit_intercept=True):
