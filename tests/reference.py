@@ -366,6 +366,21 @@ def prior_allowance(fit: AffineFit, z, weights=None) -> float:
     return 4 * 0.5e-9 * (scale**2 + float(np.sum(np.asarray(fit.offsets) ** 2)))
 
 
+#: The package's rule for a calibrator's held-out predictions
+#: (docs/architecture.rst, the data flow of a fit): its own probabilities of
+#: its fitted rows stand for held-out ones from 100 rows (the weights' sum) per
+#: fitted parameter on; with fewer, and at least 10 rows a class, each row's
+#: come from the map refitted on the other rows of a 5-fold split.
+OWN_ROWS_PER_PARAMETER = 100
+
+
+def own_probabilities_stand_for_held_out(total, k, n_params) -> bool:
+    """Whether a calibrator of ``k`` classes and ``n_params`` parameters
+    fitted on rows of total weight ``total`` takes its own probabilities of
+    those rows as its held-out predictions (see above)."""
+    return not 10 * k <= total < OWN_ROWS_PER_PARAMETER * n_params
+
+
 def weighted_nll(proba, y_index, weights) -> float:
     """The weighted mean of ``-ln p_true``, rows of weight 0 left out."""
     proba = np.asarray(proba)
