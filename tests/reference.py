@@ -381,6 +381,26 @@ def own_probabilities_stand_for_held_out(total, k, n_params) -> bool:
     return not 10 * k <= total < OWN_ROWS_PER_PARAMETER * n_params
 
 
+def held_out_refits(z, y_index, weights, n, link="gaussian", multiclass="vs_top"):
+    """The held-out probabilities of a calibrator that needs refits (see
+    above): each row's from the map fitted, by :func:`fit_affine`, on the
+    other rows of ``KFold(5, shuffle=True, random_state=0)`` with the link's
+    ``n`` of all rows; and whether every refit's optimum is unique."""
+    from sklearn.model_selection import KFold
+
+    z = np.asarray(z, dtype=np.float64)
+    weights = np.ones(len(y_index)) if weights is None else np.asarray(weights, float)
+    proba, unique = None, True
+    for train, test in KFold(5, shuffle=True, random_state=0).split(z):
+        fit = fit_affine(z[train], y_index[train], weights[train], n, link, multiclass)
+        unique = unique and fit.unique_optimum()
+        part = fit.predict_proba(z[test])
+        if proba is None:
+            proba = np.empty((len(z), part.shape[1]))
+        proba[test] = part
+    return proba, unique
+
+
 def weighted_nll(proba, y_index, weights) -> float:
     """The weighted mean of ``-ln p_true``, rows of weight 0 left out."""
     proba = np.asarray(proba)

@@ -1015,6 +1015,23 @@ def check_threshold_selection_is_the_brute_force_choice(case):
 )
 
 
+@pytest.mark.parametrize("columns", [1, 2])
+def test_binary_confidence_margin_is_the_size_of_the_calibrated_score(columns):
+    """For two classes the calibrated score margin is ``|a s + b|`` of the
+    decision score ``s`` (``z_1 - z_0`` of two columns): the same for a
+    prediction of either class."""
+    rng = np.random.default_rng(1)
+    s = rng.normal(scale=2.0, size=200)
+    y = (rng.random(200) < 1 / (1 + np.exp(-s - 0.5))).astype(int)
+    z = s if columns == 1 else np.column_stack([-s / 2, s / 2])
+    model = GaussianSoftmaxCalibrator(score_map="affine", fit_ceiling=False).fit(z, y)
+    new = np.array([-3.0, -0.2, 0.0, 0.4, 5.0])
+    new_z = new if columns == 1 else np.column_stack([-new / 2, new / 2])
+    b = np.asarray(model.intercept_, dtype=float)
+    expected = np.abs(model.scale_ * new + (b[1] - b[0]))
+    np.testing.assert_allclose(model.confidence_margin(new_z), expected, rtol=1e-12)
+
+
 def _straddling_tie():
     """Two tying confidences either side of the bin edge 0.5, the correct
     one below it with the larger margin; four wrong ones far below."""
@@ -1117,6 +1134,26 @@ def check_prediction_sets_by_direct_counting(problem, alpha, seed):
     np.testing.assert_array_equal(
         model.predict_uncertain(pool), expected.sum(axis=1) != 1
     )
+
+
+def test_held_out_predictions_of_few_rows_are_refits_on_the_other_rows():
+    """With fewer than 100 rows per parameter, a calibrator's held-out
+    predictions (its conformity scores, the flag's threshold) are those of
+    copies refitted on the other rows of a 5-fold split, not its own
+    probabilities of the rows it was fitted on: the reference refits."""
+    problem = score_problem(
+        3, 60, "gaussian", "vs_top", "none", False, False, False, 1.0, 3
+    )
+    assert not _own_held_out(problem)
+    model = _calibrator(problem, uncertainty_rules=("conformal",))
+    y = problem.y
+    proba, unique = ref.held_out_refits(problem.z, y, None, model.n_samples_)
+    assert unique
+    expected = np.sort(1.0 - proba[np.arange(len(y)), y])
+    np.testing.assert_allclose(np.sort(model.conformity_scores_), expected, atol=1e-5)
+    own = model.predict_proba(problem.z)
+    # the refits' are less confident in the true class than the model's own
+    assert np.mean(expected) > np.mean(1.0 - own[np.arange(len(y)), y]) + 1e-3
 
 
 (
