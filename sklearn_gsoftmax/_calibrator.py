@@ -383,8 +383,9 @@ class GaussianSoftmaxCalibrator(
         Share of the fitted samples whose prediction the threshold accepts.
     accepted_accuracy_ : float
         Accuracy of those accepted predictions.
-    conformity_scores_ : ndarray of shape (m,)
-        ``1 - p_true`` of each fitted sample, the nonconformity scores of
+    conformity_scores_ : ndarray of shape (n_held_out,)
+        ``1 - p_true`` of the held-out predictions of the fitted samples
+        (rows of weight 0 left out), sorted: the nonconformity scores of
         :meth:`predict_set`.
     training_priors_ : ndarray of shape (n_classes,)
         The class proportions the fitted probabilities assume: the mean of the

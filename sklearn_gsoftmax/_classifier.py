@@ -415,7 +415,8 @@ class GaussianSoftmaxClassifier(
     accepted_accuracy_ : float
         Accuracy of those accepted held-out predictions.
     conformity_scores_ : ndarray of shape (n_held_out,)
-        ``1 - p_true`` of each held-out prediction, the nonconformity scores of
+        ``1 - p_true`` of each held-out prediction (rows of weight 0 left
+        out), sorted within each model's part: the nonconformity scores of
         :meth:`predict_set`.
     training_priors_ : ndarray of shape (n_classes,)
         The class proportions the probabilities assume (the mean held-out

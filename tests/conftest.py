@@ -29,3 +29,22 @@ def rng():
 settings.register_profile("ci", derandomize=True, print_blob=True)
 if os.environ.get("CI"):
     settings.load_profile("ci")
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--run-slow",
+        action="store_true",
+        help="run the tests marked slow (the full differential profiles)",
+    )
+
+
+def pytest_collection_modifyitems(config, items):
+    # the full profiles of tests/test_reference.py, when asked for (.ci/run
+    # asks at the ceiling of the dependency range)
+    if config.getoption("--run-slow"):
+        return
+    skip = pytest.mark.skip(reason="slow: run with --run-slow")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)

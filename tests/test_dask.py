@@ -15,7 +15,8 @@ from sklearn_gsoftmax import (  # noqa: E402
     GaussianSoftmaxCalibrator,
     GaussianSoftmaxClassifier,
 )
-from sklearn_gsoftmax._source import QuantileSummary  # noqa: E402
+from sklearn_gsoftmax._dask import DaskSource  # noqa: E402
+from sklearn_gsoftmax._source import ArraySource, QuantileSummary  # noqa: E402
 
 ROWS, CHUNK = 200_000, 20_000
 
@@ -247,3 +248,28 @@ def test_binary_ceiling_with_infinite_scores_on_cluster_equals_in_memory(client)
     assert on_dask.n_link_ == pytest.approx(memory.n_link_, rel=1e-6)
     assert on_dask.scale_ == pytest.approx(memory.scale_, rel=1e-6)
     np.testing.assert_allclose(on_dask.predict_proba(s), memory.predict_proba(s))
+
+
+def test_top_k_and_gather_name_the_global_rows(client):
+    """The rows of largest key over blocks of unequal size are the whole
+    data's (as rows of the whole data, not of a block), and gathering them
+    gives their scores, labels and weights: the search's extreme rows."""
+    rng = np.random.default_rng(5)
+    z = rng.standard_cauchy(1000)
+    y = rng.integers(2, size=1000)
+    w = rng.integers(1, 4, size=1000).astype(float)
+    source = DaskSource.of(
+        da.from_array(z, chunks=(100, 250, 400, 250)), y, sample_weight=w
+    )
+
+    def key(chunk):
+        return np.abs(chunk.z)
+
+    expected = np.sort(np.argsort(-np.abs(z), kind="stable")[:30])
+    rows = source.top_k(key, 30)
+    np.testing.assert_array_equal(rows, expected)
+    np.testing.assert_array_equal(rows, ArraySource(z, y, w).top_k(key, 30))
+    gathered = source.gather(rows)
+    np.testing.assert_array_equal(gathered.z, z[rows])
+    np.testing.assert_array_equal(gathered.y, y[rows])
+    np.testing.assert_array_equal(gathered.w, w[rows])

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from sklearn.cluster import KMeans
 from sklearn.datasets import make_blobs, make_classification
 from sklearn.linear_model import LogisticRegression
 
@@ -31,6 +32,46 @@ def test_selection_spreads_over_clusters_and_skips_near_duplicates():
     )
     # one per unsure cluster, never two from the same
     assert sorted(chosen // 50) == [0, 1, 2]
+
+
+def test_picks_are_the_members_nearest_the_weighted_k_means_centres():
+    """The documented choice, recomputed: the candidates (every row, by worth
+    then priority) clustered by a k-means of the standardised features
+    weighted by worth (``1 - confidence + 0.05``; 1.05 for a novel sample),
+    and from each cluster the member nearest its centre; the most novel
+    sample stands for the cluster it falls in."""
+    rng = np.random.default_rng(3)
+    m, n_select, alpha = 120, 6, 0.05
+    features = rng.uniform(size=(m, 2)) * [1.0, 5.0]
+    confidence = rng.uniform(0.4, 0.99, size=m)
+    pvalues = rng.uniform(0.2, 1.0, size=m)
+    novel = np.array([5, 17, 40, 77])  # the most novel first
+    pvalues[novel] = [0.004, 0.01, 0.02, 0.03]
+    chosen = select_diverse(
+        n_select,
+        confidence=confidence,
+        margin=np.zeros(m),
+        features=features,
+        pvalues=pvalues,
+        alpha=alpha,
+    )
+    place = (features - features.mean(axis=0)) / features.std(axis=0)
+    worth = 1.0 - confidence + 0.05
+    worth[novel] = 1.05
+    others = np.setdiff1d(np.arange(m), novel)
+    pool = np.concatenate([novel, others[np.argsort(-worth[others])]])
+    kmeans = KMeans(n_select, n_init=3, random_state=0).fit(
+        place[pool], sample_weight=worth[pool]
+    )
+    centre = kmeans.cluster_centers_[kmeans.labels_]
+    distance = ((place[pool] - centre) ** 2).sum(axis=1)
+    distance[0] = -1.0  # the most novel sample
+    expected = set()
+    for cluster in range(n_select):
+        members = np.flatnonzero(kmeans.labels_ == cluster)
+        expected.add(int(pool[members[np.argmin(distance[members])]]))
+    assert set(chosen.tolist()) == expected
+    assert chosen[0] == novel[0]
 
 
 def test_novel_samples_are_chosen_and_ranked_first():

@@ -14,6 +14,7 @@ from sklearn_gsoftmax.metrics import (
     calibration_report,
     expected_calibration_error,
     probability_report,
+    risk_coverage_curve,
     sample_log_loss,
 )
 
@@ -288,3 +289,16 @@ def test_classwise_error_combines_the_classes_in_its_norm(norm, combine):
     assert len(set(per_class)) == 3
     combined = expected_calibration_error(y, proba, kind="classwise", norm=norm)
     assert combined == pytest.approx(combine(per_class))
+
+
+def test_equal_infinite_margins_are_one_tie():
+    """Saturated predictions whose calibrated margins are both infinite tie
+    (equal values are equal, infinite ones too): they are accepted together,
+    one point of the curve, and the finite margin after them."""
+    y_prob = np.array([[1.0, 0.0], [1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
+    coverage, accuracy, thresholds = risk_coverage_curve(
+        [0, 1, 0, 1], y_prob, margin=[np.inf, np.inf, 5.0, np.inf]
+    )
+    np.testing.assert_allclose(coverage, [0.75, 1.0])
+    np.testing.assert_allclose(accuracy, [2 / 3, 0.75])
+    np.testing.assert_array_equal(thresholds, [1.0, 1.0])

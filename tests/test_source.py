@@ -1,0 +1,66 @@
+"""The statistics layer: mergeable summaries against the pooled values."""
+
+import functools
+
+import numpy as np
+import pytest
+
+from sklearn_gsoftmax._source import (
+    QuantileSummary,
+    mean_and_std,
+    merge_moments,
+    moments,
+)
+
+
+def _chunks(rng, sizes=(7, 1, 30, 12)):
+    """Values in chunks of unequal size and location, weights with zeros."""
+    values = [
+        rng.normal(loc=3.0 * i, scale=1.0 + i, size=n) for i, n in enumerate(sizes)
+    ]
+    weights = [rng.integers(0, 4, size=n).astype(float) for n in sizes]
+    weights[0][0] = 1.0  # every chunk keeps some weight
+    return values, weights
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_merged_moments_are_those_of_the_pooled_values(seed):
+    """Moments merged over chunks (the ensemble's held-out summaries, a
+    cluster's blocks) are the weighted mean and spread of all the values, the
+    spread between the chunks' means included; infinite values left out."""
+    rng = np.random.default_rng(seed)
+    values, weights = _chunks(rng)
+    values[2][3] = np.inf  # an infinite log-loss
+    merged = functools.reduce(
+        merge_moments, [moments(v, w) for v, w in zip(values, weights)]
+    )
+    v, w = np.concatenate(values), np.concatenate(weights)
+    finite = np.isfinite(v)
+    v, w = v[finite], w[finite]
+    mean = np.sum(w * v) / np.sum(w)
+    squares = np.sum(w * (v - mean) ** 2)
+    np.testing.assert_allclose(merged, [w.sum(), mean, squares], rtol=1e-12)
+    expected_std = np.sqrt(squares / w.sum())
+    assert mean_and_std(merged) == pytest.approx((mean, expected_std), rel=1e-12)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_weighted_quantiles_are_those_of_repeated_rows(seed):
+    """With integer weights, a summary's lower quantiles are those of the
+    values repeated as often as their weight (exact while nothing is
+    compressed: one chunk, or merged chunks within the summary's size)."""
+    rng = np.random.default_rng(seed)
+    values, weights = _chunks(rng)
+    parts = [QuantileSummary(v, w, 1000) for v, w in zip(values, weights)]
+    merged = functools.reduce(QuantileSummary.merge, parts)
+    repeated = np.sort(
+        np.repeat(np.concatenate(values), np.concatenate(weights).astype(int))
+    )
+    levels = np.array([0.0, 0.05, 0.25, 0.5, 0.75, 0.95, 1.0])
+    # the lower quantile: the first value whose cumulative count reaches q W
+    ranks = np.maximum(np.ceil(levels * len(repeated)).astype(int) - 1, 0)
+    np.testing.assert_array_equal(merged.quantiles(levels), repeated[ranks])
+    one = QuantileSummary(values[2], weights[2], 1000)
+    repeated = np.sort(np.repeat(values[2], weights[2].astype(int)))
+    ranks = np.maximum(np.ceil(levels * len(repeated)).astype(int) - 1, 0)
+    np.testing.assert_array_equal(one.quantiles(levels), repeated[ranks])
