@@ -338,10 +338,8 @@ class GaussianSoftmaxClassifier(
         number of samples passed to :meth:`fit` (the sum of ``sample_weight``
         when given: weights are frequency weights). See Notes.
     fit_intercept : bool or "auto", default="auto"
-        Whether the calibrator fits per-class offsets; ``False`` fits the scale
-        only (temperature scaling with ``link="softmax"``); ``"auto"`` keeps
-        them for two classes and, for more, where they pay by Akaike's
-        criterion. See :class:`GaussianSoftmaxCalibrator`.
+        Whether the calibrator fits per-class offsets (``"auto"``: where they
+        pay, see :class:`GaussianSoftmaxCalibrator`).
     score_map : {"auto", "affine", "matrix"}, default="auto"
         The calibrator's map from scores to the link's logits for three or
         more classes: ``"affine"`` (``a * z + b``) or ``"matrix"`` (``W z + b``,

@@ -398,7 +398,7 @@ def test_auto_offsets_follow_akaikes_criterion(class_bias):
     y = rng.integers(0, k, m)
     z = rng.normal(size=(m, k)) + 2.0 * np.eye(k)[y]
     z[:, 0] -= class_bias  # class 0 under-scored by the model
-    spec = dict(score_map="affine", fit_ceiling=False, uncertainty_rules=())
+    spec = {"score_map": "affine", "fit_ceiling": False, "uncertainty_rules": ()}
     auto = GaussianSoftmaxCalibrator(**spec).fit(z, y)
     with_offsets = GaussianSoftmaxCalibrator(fit_intercept=True, **spec).fit(z, y)
     scale_only = GaussianSoftmaxCalibrator(fit_intercept=False, **spec).fit(z, y)
