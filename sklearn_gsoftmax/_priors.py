@@ -359,15 +359,19 @@ def weighted_conformal_sets(
 
 def _gather_rows(chunk, cap):
     proba, margin = chunk.z[:, :-1], chunk.z[:, -1]
-    return _capped(
+    # capped before the float64 copy: a network's (m, K) probabilities
+    rows = _capped(
         {
-            "proba": proba.astype(np.float64),
-            "margin": margin.astype(np.float64),
+            "proba": proba,
+            "margin": margin,
             "y": np.asarray(chunk.y, dtype=np.intp),
             "w": np.asarray(chunk.w, dtype=np.float64),
         },
         cap,
     )
+    rows["proba"] = rows["proba"].astype(np.float64)
+    rows["margin"] = rows["margin"].astype(np.float64)
+    return rows
 
 
 def _capped(rows: dict, cap: int) -> dict:
