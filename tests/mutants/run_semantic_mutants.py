@@ -60,7 +60,12 @@ OWN_TESTS = {
     "_conformal": ["test_uncertainty.py", "test_reference.py"],
     "_selective": ["test_uncertainty.py", "test_reference.py", "test_metrics.py"],
     "_ties": ["test_rounding.py", "test_uncertainty.py", "test_reference.py"],
-    "_source": ["test_dask.py", "test_shift.py", "test_robust_fit.py"],
+    "_source": [
+        "test_source.py",
+        "test_dask.py",
+        "test_shift.py",
+        "test_robust_fit.py",
+    ],
     "_dask": ["test_dask.py"],
     "_io": ["test_cli.py"],
     "_cli": ["test_cli.py", "test_main.py"],
