@@ -31,13 +31,13 @@ from ._map import (
 from ._novelty import check_detector, fit_pooled
 from ._persistence import VersionedStateMixin
 from ._source import (
-    BLOCK_ENTRIES,
     ArraySource,
     Chunk,
     lazily,
     lazy_handler,
     merge_dicts,
     merge_ranges,
+    rows_per_block,
 )
 from ._ties import first_index_of_max
 from ._uncertainty import Predictions, UncertaintyMixin
@@ -183,7 +183,7 @@ def novelty_columns(z: np.ndarray) -> np.ndarray:
         return z.astype(np.float64)
     # in row blocks: the float64 temporaries of a network's (m, K) logits
     # would be several times their size
-    step = max(1, BLOCK_ENTRIES // z.shape[1])
+    step = rows_per_block(z)
     if len(z) == 0:
         return np.empty((0, NOVELTY_COLUMNS))
     return np.concatenate(

@@ -18,6 +18,7 @@ copies of a fold's calibrator are), only the local fit runs.
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import numpy as np
@@ -43,12 +44,14 @@ UNIT_SUMMARY_POINTS = 100_000
 
 class AffineFit(NamedTuple):
     """The fitted affine map: ``theta`` on standardised scores (see
-    ``_objective.Layout``), the scores' ``unit`` and the iterations."""
+    ``_objective.Layout``), the scores' ``unit``, the iterations and the
+    penalised loss on all rows at ``theta`` (NaN for a start not fitted)."""
 
     theta: np.ndarray
     layout: Layout
     unit: float
     n_iter: int
+    loss: float = math.nan
 
     @property
     def scale(self) -> float:
@@ -181,7 +184,7 @@ def fit_affine(source, spec, *, start: AffineFit | None = None) -> AffineFit:
 
 def _ended(fit, layout, unit, n_iter: int = 0) -> AffineFit:
     check(fit, fit.theta, np.inf)
-    return AffineFit(fit.theta, layout, unit, fit.n_iter + n_iter)
+    return AffineFit(fit.theta, layout, unit, fit.n_iter + n_iter, fit.value)
 
 
 def _fit_bounded(source, spec, layout, unit, full, tol) -> AffineFit:
@@ -231,7 +234,7 @@ def _fit_bounded(source, spec, layout, unit, full, tol) -> AffineFit:
         lines=lines,
         also=start,
     )
-    return AffineFit(best.theta, layout, unit, best.n_iter)
+    return AffineFit(best.theta, layout, unit, best.n_iter, best.value)
 
 
 def _flat_offsets(source, spec, layout, unit, tol) -> np.ndarray:

@@ -45,7 +45,13 @@ from ._conformal import ConformalReference, conformal_sets, nonconformity
 from ._links import top_probability, top_two
 from ._selective import low_confidence, ranking_rows, select_threshold_on
 from ._shift import PART_MERGES, Batch, held_out_summary, summary_parts
-from ._source import ArraySource, QuantileSummary, by_blocks, merge_dicts
+from ._source import (
+    ArraySource,
+    QuantileSummary,
+    by_blocks,
+    merge_dicts,
+    row_blocks,
+)
 from ._ties import TIE_RTOL, below, first_index_of_max
 
 RULES = ("low_confidence", "ambiguous", "out_of_range", "conformal", "novelty")
@@ -200,7 +206,7 @@ def _threshold(rules: Rules, held) -> tuple:
         )
 
     def ranked(chunk):
-        rows = by_blocks(rows_of, lambda a, b: np.concatenate([a, b]))(chunk)
+        rows = np.concatenate([rows_of(block) for block in row_blocks(chunk)])
         return chunk._replace(z=rows)
 
     ranking = held.map(ranked)

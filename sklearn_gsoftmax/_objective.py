@@ -345,23 +345,22 @@ def _multiclass_term(problem: Problem, chunk):
     k = layout.k
     stored, y = chunk.z, chunk.y
     w = chunk.w / problem.total
+    # checked once: the float64 copy of each evaluation needs no scan then
+    all_finite = bool(np.isfinite(stored).all())
     if layout.matrix:
         low, high = (problem.clip_range * unit).astype(stored.dtype)
         stored_cross = np.clip(stored, low, high)
 
     def evaluate(theta):
         z = stored.astype(np.float64, copy=False)
-        z_finite = finite_copy(z)
+        z_finite = z if all_finite else finite_copy(z)
+        cross = None
         if layout.matrix:
             cross = stored_cross.astype(np.float64, copy=False)
             excess = z_finite - cross
-            excess[~np.isfinite(z)] = 0.0  # its derivative is 0 there
-        intercept = layout.intercept(theta)
-        if layout.matrix:
-            coef = theta[: layout.n_map].reshape(k, k) / unit
-            u = matrix_scores(z, cross, coef, intercept)
-        else:
-            u = affine_scores(z, float(theta[0]) / unit, intercept)
+            if not all_finite:
+                excess[~np.isfinite(z)] = 0.0  # its derivative is 0 there
+        u = _mapped(layout, unit, z, cross, theta)
         infinite = ~np.isfinite(u)
         if layout.ceiling:
             loss, g, d_big_l = vs_top_nll_grads(u, y, layout.big_l(theta))
@@ -392,6 +391,16 @@ def _multiclass_term(problem: Problem, chunk):
     return evaluate
 
 
+def _mapped(layout: Layout, unit: float, z, cross, theta) -> np.ndarray:
+    """The link's logits of scores ``z`` at ``theta`` (on standardised
+    scores, hence the ``unit``); ``cross`` the matrix map's clipped scores."""
+    intercept = layout.intercept(theta)
+    if layout.matrix:
+        coef = theta[: layout.n_map].reshape(layout.k, layout.k) / unit
+        return matrix_scores(z, cross, coef, intercept)
+    return affine_scores(z, float(theta[0]) / unit, intercept)
+
+
 def _multiclass_curvature(problem: Problem, chunk, theta) -> np.ndarray:
     """An estimate of the data term's Hessian diagonal at ``theta``, for
     L-BFGS's preconditioning: the Fisher information of a softmax with the
@@ -401,17 +410,13 @@ def _multiclass_curvature(problem: Problem, chunk, theta) -> np.ndarray:
     rare classes (curvature ~ their share) on the scale of the others, which
     is what makes a fit of many classes converge in a few dozen steps."""
     layout, unit = problem.layout, problem.unit
-    k = layout.k
     z = finite_copy(chunk.z)
     w = chunk.w / problem.total
-    intercept = layout.intercept(theta)
+    cross = None
     if layout.matrix:
         low, high = problem.clip_range * unit
         cross = np.clip(z, low, high)
-        coef = theta[: layout.n_map].reshape(k, k) / unit
-        u = matrix_scores(z, cross, coef, intercept)
-    else:
-        u = affine_scores(z, float(theta[0]) / unit, intercept)
+    u = _mapped(layout, unit, z, cross, theta)
     n = layout.n_link(theta)
     # huge scores overflow the squares: an infinite curvature, which the
     # preconditioner leaves out (it only sets the parameters' scales)

@@ -267,12 +267,13 @@ def global_fit(
         # out), and a final fit from the better start usually makes the other
         # unnecessary (on 1 000 classes, each is dozens of passes).
         check_value = full_value(check_theta)
-        starts = [best.theta, check_theta]
-        if below(check_value, full_value(best.theta)):
+        starts = [(full_value(best.theta), best.theta), (check_value, check_theta)]
+        if below(starts[1][0], starts[0][0]):
             starts.reverse()
-        best = final_fit(starts[0])
-        if below(full_value(starts[1]), best.value):
-            best = lowest([best, final_fit(starts[1])])
+        best = final_fit(starts[0][1])
+        other_value, other_theta = starts[1]
+        if below(other_value, best.value):
+            best = lowest([best, final_fit(other_theta)])
     check(best, check_theta, check_value)
     return best
 

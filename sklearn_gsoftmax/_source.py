@@ -93,15 +93,7 @@ class ArraySource(Source):
 
     def blocks(self) -> list:
         """The chunk in row blocks of at most ``BLOCK_ENTRIES`` scores."""
-        z, y, w, _ = self.chunk
-        width = 1 if z.ndim == 1 else z.shape[1]
-        step = max(1, BLOCK_ENTRIES // width)
-        if self.n_rows <= step:
-            return [self.chunk]
-        return [
-            Chunk(z[i : i + step], y[i : i + step], w[i : i + step], i)
-            for i in range(0, self.n_rows, step)
-        ]
+        return row_blocks(self.chunk)
 
     def evaluator(self, make, merge=add):
         prepared = [make(block) for block in self.blocks()]
@@ -131,6 +123,25 @@ class ArraySource(Source):
         return ArraySource(mapped.z, mapped.y, mapped.w)
 
 
+def rows_per_block(z: np.ndarray) -> int:
+    """Rows of scores ``z`` that make a block of at most ``BLOCK_ENTRIES``."""
+    width = 1 if z.ndim == 1 else z.shape[1]
+    return max(1, BLOCK_ENTRIES // width)
+
+
+def row_blocks(chunk: Chunk) -> list:
+    """``chunk`` in row blocks of at most ``BLOCK_ENTRIES`` scores (itself
+    when it is no larger)."""
+    z, y, w, start = chunk
+    step = rows_per_block(z)
+    if len(z) <= step:
+        return [chunk]
+    return [
+        Chunk(z[i : i + step], y[i : i + step], w[i : i + step], start + i)
+        for i in range(0, len(z), step)
+    ]
+
+
 def by_blocks(fn, merge=add):
     """``fn`` of a chunk computed on its row blocks of at most
     ``BLOCK_ENTRIES`` scores and merged: the same sums for a statistic whose
@@ -138,18 +149,10 @@ def by_blocks(fn, merge=add):
     Only for statistics whose ``merge`` is exact (sums, moments)."""
 
     def blockwise(chunk: Chunk):
-        z = chunk.z
-        width = 1 if z.ndim == 1 else z.shape[1]
-        step = max(1, BLOCK_ENTRIES // width)
-        if len(z) <= step:
-            return fn(chunk)
-        result = None
-        for i in range(0, len(z), step):
-            part = fn(
-                Chunk(z[i : i + step], chunk.y[i : i + step], chunk.w[i : i + step],
-                      chunk.start + i)
-            )  # fmt: skip
-            result = part if result is None else merge(result, part)
+        blocks = row_blocks(chunk)
+        result = fn(blocks[0])
+        for block in blocks[1:]:
+            result = merge(result, fn(block))
         return result
 
     return blockwise
