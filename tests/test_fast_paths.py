@@ -67,17 +67,17 @@ def _assert_stationary(model, z, y):
 def test_many_classes_reach_the_optimum_in_few_passes(monkeypatch):
     """200 classes of 15 rows: most have no row in the search's subsample of
     1 024, so the search holds the offsets at the flat model's (40 passes
-    over the subsample; 236 when it fitted them there, where they ran to the
-    box) and the final fit frees them, preconditioned (216 passes' worth of
-    rows with the five held-out refits; 699 without). It ends at a
-    stationary point of the likelihood."""
+    over the subsample; 216 when it fitted them there, where they ran to the
+    box) and the final fit frees them, preconditioned (92 passes' worth of
+    rows with the five capped held-out refits; 150 without the
+    preconditioner). It ends at a stationary point of the likelihood."""
     z, y = _logits(3000, 200, seed=0)
     counted = _count_rows(monkeypatch)
     model = GaussianSoftmaxCalibrator(
         score_map="affine", fit_ceiling=False, fit_intercept=True, uncertainty_rules=()
     ).fit(z, y)
     assert counted[0] <= 80 * 1024, counted[0] / 1024
-    assert counted[1] <= 300 * len(z), counted[1] / len(z)
+    assert counted[1] <= 120 * len(z), counted[1] / len(z)
     _assert_stationary(model, z, y)
 
 
@@ -183,3 +183,14 @@ def test_ceiling_held_at_its_bound_is_what_the_refinement_finds(monkeypatch, n_c
     np.testing.assert_allclose(
         skipped.predict_proba(z), refined.predict_proba(z), rtol=1e-6, atol=1e-9
     )
+
+
+def test_ceiling_not_held_is_still_refined():
+    """Flipped labels far out pull the ceiling below ln(n - 1): the shortcut
+    must not skip that refinement."""
+    rng = np.random.default_rng(5)
+    y = rng.integers(0, 2, 3000)
+    s = rng.normal(size=3000) + 4.0 * (2 * y - 1)
+    y[np.argsort(-np.abs(s))[:30]] ^= 1  # the most confident 1 % mislabelled
+    model = GaussianSoftmaxCalibrator(fit_ceiling=True, uncertainty_rules=()).fit(s, y)
+    assert model.n_link_ < 0.5 * model.n_samples_
