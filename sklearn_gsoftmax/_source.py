@@ -214,10 +214,11 @@ class QuantileSummary:
         the rows repeated)."""
         levels = np.asarray(levels, dtype=float)
         weights = self._weights
-        if not self._sorted and len(weights) and (weights == weights[0]).all():
-            # Equal weights (an unweighted chunk): the first value whose rank
+        if not self._sorted and len(weights) and (weights == 1.0).all():
+            # Unit weights (an unweighted chunk): the first value whose rank
             # reaches ``level`` times the count, by selection instead of a
-            # sort (the same values; millions of logits sort in seconds).
+            # sort (the same values: the sort's cumulative weights are then
+            # exact integers; millions of logits sort in seconds).
             count = len(weights)
             ranks = np.clip(np.ceil(levels * count).astype(np.intp) - 1, 0, count - 1)
             unique = np.unique(ranks)
