@@ -31,6 +31,7 @@ from ._search import (
     check,
     global_fit,
     grid_around,
+    median_margin,
     profile,
     search_sample,
     search_size,
@@ -128,7 +129,7 @@ def local_fit(evaluate, theta, layout: Layout, tol: float, bounds=None, max_iter
     L-BFGS-B for logits (at most ``max_iter`` iterations, if given)."""
     bounds = layout.bounds if bounds is None else bounds
     if layout.k == 2:
-        return damped_newton(evaluate, theta, bounds, tol)
+        return damped_newton(evaluate, theta, bounds, tol, max_step=layout.max_steps)
     return lbfgs(
         evaluate, theta, bounds, tol, preconditioner(evaluate, theta), max_iter
     )
@@ -223,7 +224,8 @@ def _fit_bounded(source, spec, layout, unit, full, tol) -> AffineFit:
     start = search_fit(convex.theta)
     # the flat model (the optimum at scale 0) anchors the grid's offsets
     flat = search_fit(np.zeros(layout.size), [(0.0, 0.0)] + search_box[1:]).theta
-    grid, lines = grid_around(flat, layout.k == 2, layout.bounds[-1])
+    centre = median_margin(sample, unit) if layout.k == 2 else 0.0
+    grid, lines = grid_around(flat, layout.k == 2, layout.bounds[-1], centre)
     values = profile(sample, layout, spec.link, spec.multiclass, unit)(grid)
     best = global_fit(
         grid,

@@ -90,8 +90,13 @@ def outside_range(z: np.ndarray, score_range: np.ndarray) -> np.ndarray:
     minimum, row 1 the maximum of each column)."""
     low, high = score_range
     # relative to the range itself: raw scores may be in any unit, and a
-    # score equal to a training extreme stays inside whatever its last bits
-    outside = (z < low - TIE_RTOL * np.abs(low)) | (z > high + TIE_RTOL * np.abs(high))
+    # score equal to a training extreme stays inside whatever its last bits;
+    # an infinite extreme (a column -inf on every fitted row) is its own
+    # bound (inf - inf would be NaN)
+    with np.errstate(invalid="ignore"):
+        low = np.where(np.isfinite(low), low - TIE_RTOL * np.abs(low), low)
+        high = np.where(np.isfinite(high), high + TIE_RTOL * np.abs(high), high)
+    outside = (z < low) | (z > high)
     return outside if outside.ndim == 1 else outside.any(axis=1)
 
 
@@ -244,7 +249,7 @@ def _reference(model_held) -> ConformalReference:
         return QuantileSummary(scores, chunk.w, REFERENCE_POINTS)
 
     summary = model_held.map_reduce(summarise, QuantileSummary.merge)
-    return ConformalReference(summary.values, summary.weights)
+    return ConformalReference(*summary.points())
 
 
 def fit_flag(rules: Rules, held, per_model: list, novelty, score_columns: int):

@@ -17,15 +17,18 @@ import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import KFold
 
-from ._fitting import AffineFit, fit_affine
+from ._fitting import AffineFit, fit_affine, local_fit
 from ._links import link_proba, top_two
 from ._objective import (
     Layout,
+    Problem,
     affine_scores,
     finite_bounds,
     matrix_scores,
+    objective,
     settled,
 )
+from ._optimise import damped_newton, gradient_tol, with_difference_hessian
 from ._refine import Refined, refine, refinement_layout
 from ._source import ArraySource, merge_ranges
 
@@ -255,19 +258,20 @@ def needs_held_out_refits(rows: float, fitted: MapFit) -> bool:
     return 2 * INNER_FOLDS * layout.k <= rows < OWN_ROWS_PER_PARAMETER * layout.size
 
 
+#: Held-out copies of a map of logits with at most this many parameters (a
+#: scale, a ceiling, an offset or two) are refitted by Newton's method with
+#: the Hessian by finite differences (``len(theta) + 1`` passes a step, a
+#: handful of steps, no optimiser's overhead); larger ones by L-BFGS, capped.
+DIFFERENCE_NEWTON_MAX_PARAMETERS = 4
+
+
 def held_out_predictions(z, y, w, keep, spec: MapSpec, fitted: MapFit, proba_of=None):
     """Each row's probabilities and margin from a copy of the map fitted on
     the other ``keep`` rows (5-fold), started from ``fitted`` (no search), in
-    the same layout. ``proba_of(z, map)`` gives the probabilities of scores
-    under a map (by default the map's own; a pair missing classes spreads
-    them over all)."""
-    layout = fitted_layout(fitted)
-    same = spec._replace(
-        score_map="matrix" if layout.matrix else "affine",
-        fit_ceiling=layout.ceiling,
-        fit_intercept=layout.fit_intercept,
-        max_iter=REFIT_MAX_ITER,
-    )
+    the same layout (:func:`_refits`). ``proba_of(z, map)`` gives the
+    probabilities of scores under a map (by default the map's own; a pair
+    missing classes spreads them over all)."""
+    refit = _refits(spec, fitted)
     proba = margin = None
     for train, test in KFold(INNER_FOLDS, shuffle=True, random_state=0).split(z):
         train = train[keep[train]]
@@ -275,14 +279,56 @@ def held_out_predictions(z, y, w, keep, spec: MapSpec, fitted: MapFit, proba_of=
         with warnings.catch_warnings():
             # a class missing from the inner rows pushes its offset to the box
             warnings.simplefilter("ignore", ConvergenceWarning)
-            copy = fit_map(source, same._replace(total=float(w[train].sum())), fitted)
-        fitted_map = copy.map
+            fitted_map = refit(source, float(w[train].sum()))
         part = (proba_of or _own_proba)(z[test], fitted_map)
         if proba is None:
             proba = np.empty((len(z), part.shape[1]), dtype=part.dtype)
             margin = np.empty(len(z))
         proba[test], margin[test] = part, fitted_map.margin(z[test])
     return proba, margin
+
+
+def _refits(spec: MapSpec, fitted: MapFit):
+    """``refit(source, total)``: the map of ``fitted``'s layout minimising
+    its objective on ``source`` (for the matrix, with the same anchor of the
+    offsets' ridge), one local fit from ``fitted``'s end point: Newton's
+    method (binary margins' exact Hessian, or a few parameters' by
+    differences), else L-BFGS capped at ``REFIT_MAX_ITER`` iterations. A
+    copy of nearly the same rows starts in the right basin: no search, and
+    no affine fit of its own before the refinement."""
+    layout = fitted_layout(fitted)
+    refined = fitted.refined
+    theta = (fitted.affine if refined is None else refined).theta
+    unit = fitted.affine.unit
+    tol = gradient_tol(spec.dtype)
+
+    def refit(source, total):
+        clip_range = clip_range_of(source) if layout.matrix else None
+        problem = Problem(
+            layout,
+            spec.link,
+            spec.multiclass,
+            unit,
+            total,
+            None if clip_range is None else clip_range / unit,
+        )
+        evaluate = objective(source, problem)
+        newton = layout.size <= DIFFERENCE_NEWTON_MAX_PARAMETERS
+        if layout.k == 2 or newton:
+            if layout.k > 2:
+                evaluate = with_difference_hessian(evaluate, layout.bounds)
+            fit = damped_newton(
+                evaluate, theta, layout.bounds, tol, REFIT_MAX_ITER, layout.max_steps
+            )
+        else:
+            fit = local_fit(evaluate, theta, layout, tol, max_iter=REFIT_MAX_ITER)
+        if refined is None:
+            copy = AffineFit(fit.theta, layout, unit, fit.n_iter)
+            return _map_of(spec, copy, None, None)
+        copy = Refined(fit.theta, layout, fit.n_iter)
+        return _map_of(spec, fitted.affine, copy, clip_range)
+
+    return refit
 
 
 def _own_proba(z, fitted_map: CalibrationMap) -> np.ndarray:

@@ -64,25 +64,34 @@ def _held(theta, grad, low, high) -> np.ndarray:
     return ((theta <= low) & (grad > 0)) | ((theta >= high) & (grad < 0))
 
 
-def damped_newton(evaluate, theta, bounds, tol=GRADIENT_TOL) -> LocalFit:
+def damped_newton(
+    evaluate, theta, bounds, tol=GRADIENT_TOL, max_iter=NEWTON_MAX_ITER, max_step=None
+) -> LocalFit:
     """Minimise within a box with projected Newton steps, a backtracking line
     search and a shifted Hessian where it is not positive definite (the
     saturating links' loss is not convex far from the optimum).
 
     ``evaluate(theta)`` returns ``(value, gradient, Hessian)``. A parameter
     at a bound whose gradient points out of the box is held there; the Newton
-    step is solved for the others.
+    step is solved for the others. ``max_iter`` caps the steps (a warm
+    start's few: a fit that stops short says so in ``problem``);
+    ``max_step``, per parameter, shortens a step that would move one further
+    (a trust region for parameters whose loss can be nearly flat, as a
+    ceiling's far above the margins: there the Newton step overshot by orders
+    of magnitude and the line search halved it ten times over).
     """
     low, high = np.array(bounds, dtype=float).T
     theta = np.clip(theta, low, high)
     value, grad, hess = evaluate(theta)
-    for n_iter in range(1, NEWTON_MAX_ITER + 1):
+    for n_iter in range(1, max_iter + 1):
         free = ~_held(theta, grad, low, high)
         if not free.any() or np.max(np.abs(grad[free])) <= tol:
             return LocalFit(theta, value, n_iter - 1)
         step = np.zeros_like(theta)
         hess_free = positive_definite(hess[np.ix_(free, free)])
         step[free] = -np.linalg.solve(hess_free, grad[free])
+        if max_step is not None:
+            step *= min(1.0, float(np.min(max_step / np.maximum(np.abs(step), 1e-300))))
         slope = grad @ step
         if -slope <= _POLISH_DECREMENT * abs(value):
             # The predicted decrease is at the rounding level of the loss, so a
@@ -108,12 +117,12 @@ def damped_newton(evaluate, theta, bounds, tol=GRADIENT_TOL) -> LocalFit:
     ):
         # crept along the flat far region of separable scores: as converged
         # as it will get
-        return LocalFit(theta, value, NEWTON_MAX_ITER)
+        return LocalFit(theta, value, max_iter)
     return LocalFit(
         theta,
         value,
-        NEWTON_MAX_ITER,
-        f"Newton iterations stopped after {NEWTON_MAX_ITER} steps with gradient "
+        max_iter,
+        f"Newton iterations stopped after {max_iter} steps with gradient "
         f"{np.max(np.abs(grad)):.3g}",
     )
 
@@ -189,6 +198,40 @@ def lbfgs(
         n_iter,
         f"L-BFGS stopped: {result.message} (projected gradient {projected:.3g})",
     )
+
+
+def difference_hessian(loss_grad, theta, bounds, step=1e-6, grad=None) -> np.ndarray:
+    """The Hessian of ``loss_grad`` (``theta -> (value, gradient)``) at
+    ``theta`` by forward differences of its gradient (backward where the
+    forward step would leave the box), symmetrised: one evaluation per
+    parameter (and one for ``grad``, the gradient at ``theta``, unless
+    given). For a few parameters whose analytic Hessian is not at hand
+    (logits' fits); ``step`` is relative to each parameter's size."""
+    theta = np.asarray(theta, dtype=float)
+    high = np.array(bounds, dtype=float)[:, 1]
+    grad = loss_grad(theta)[1] if grad is None else grad
+    hess = np.empty((len(theta), len(theta)))
+    for j in range(len(theta)):
+        h = step * max(1.0, abs(theta[j]))
+        if theta[j] + h > high[j]:
+            h = -h
+        shifted = theta.copy()
+        shifted[j] += h
+        hess[:, j] = (loss_grad(shifted)[1] - grad) / h
+    return 0.5 * (hess + hess.T)
+
+
+def with_difference_hessian(loss_grad, bounds):
+    """``evaluate(theta) -> (value, gradient, Hessian)`` of ``loss_grad``, its
+    Hessian by :func:`difference_hessian`: :func:`damped_newton` for a few
+    parameters without an analytic Hessian (``len(theta) + 1`` evaluations a
+    step, no optimiser's overhead)."""
+
+    def evaluate(theta):
+        value, grad = loss_grad(theta)
+        return value, grad, difference_hessian(loss_grad, theta, bounds, grad=grad)
+
+    return evaluate
 
 
 def not_converged(reason: str, loss: float) -> None:

@@ -425,7 +425,7 @@ def _class_references(model_held, n_classes: int) -> list:
         return [x.merge(y) for x, y in zip(a, b)]
 
     summaries = model_held.map_reduce(summarise, merge)
-    return [ConformalReference(s.values, s.weights) for s in summaries]
+    return [ConformalReference(*s.points()) for s in summaries]
 
 
 def summarise_priors(held, per_model: list, n_classes: int) -> dict:

@@ -905,14 +905,15 @@ def _fisher(successes, trials, reference_successes, reference_trials, alternativ
     return float(stats.fisher_exact(table, alternative=alternative).pvalue)
 
 
-def shift_report(held_out: dict, batch: dict, alpha=0.01) -> dict:
+def shift_report(held_out: dict, batch: dict, alpha=0.01, n_checks=None) -> dict:
     """The checks of a batch against the held-out predictions of one model
     (unit weights), as the user guide defines them.
 
     ``held_out`` and ``batch`` map ``"flags"`` to ``{rule: mask}`` (the
     rules on probabilities), ``"confidence"`` to the top-class
     probabilities and, with labels, ``"correct"`` and ``"loss"``. Returns
-    ``{check: (observed, expected, p_value)}`` and the Bonferroni verdict.
+    ``{check: (observed, expected, p_value)}`` and the Bonferroni verdict,
+    over ``n_checks`` checks in all (these, unless given).
     """
     n_ref = len(held_out["confidence"])
     m = len(batch["confidence"])
@@ -975,7 +976,8 @@ def shift_report(held_out: dict, batch: dict, alpha=0.01) -> dict:
             mean,
             _welch(batch["loss"], mean, std, n_ref, "greater"),
         )
-    shifted = {check: row[2] < alpha / len(rows) for check, row in rows.items()}
+    n_checks = len(rows) if n_checks is None else n_checks
+    shifted = {check: row[2] < alpha / n_checks for check, row in rows.items()}
     return {"rows": rows, "shifted": shifted, "verdict": any(shifted.values())}
 
 

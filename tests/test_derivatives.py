@@ -21,6 +21,11 @@ from sklearn_gsoftmax._links import (
     multiclass_nll_grad,
 )
 from sklearn_gsoftmax._objective import PRIOR_STRENGTH, Layout, Problem, objective
+from sklearn_gsoftmax._optimise import (
+    damped_newton,
+    difference_hessian,
+    with_difference_hessian,
+)
 from sklearn_gsoftmax._search import profile
 from sklearn_gsoftmax._source import ArraySource
 
@@ -146,6 +151,32 @@ def test_binary_objective_gradient_and_hessian(link, n, n_params):
         if n_params == 2:
             # the cross term is far from 0 here: dropping it is caught above
             assert abs(hess[0, 1]) > 1e-3
+
+
+@pytest.mark.parametrize("link", LINKS)
+def test_difference_hessian_is_the_exact_one(link):
+    """The held-out refits' Newton steps for logits take the Hessian from
+    differences of the gradient: on binary margins, whose objective has the
+    exact one, they agree, also where a parameter sits at its upper bound
+    (the difference then steps back into the box)."""
+    s, sign, w = _binary_problem()
+    evaluate = _binary_objective(s, sign, w, 20, link, 2)
+
+    def loss_grad(theta):
+        return evaluate(theta)[:2]
+
+    for theta in ([0.9, -0.6], [2.5, 1.3]):
+        theta = np.array(theta)
+        exact = evaluate(theta)[2]
+        for bounds in ([(-9, 9), (-9, 9)], [(-9, 9), (-9, theta[1])]):
+            numeric = difference_hessian(loss_grad, theta, bounds)
+            assert_allclose(numeric, exact, rtol=1e-5, atol=1e-8)
+        # with the Hessian by differences, Newton ends where the exact one does
+        start = theta + 0.3
+        exact_end = damped_newton(evaluate, start, [(-9, 9)] * 2, 1e-10)
+        newton = with_difference_hessian(loss_grad, [(-9, 9)] * 2)
+        differences_end = damped_newton(newton, start, [(-9, 9)] * 2, 1e-10)
+        assert_allclose(differences_end.theta, exact_end.theta, atol=1e-8)
 
 
 def _multiclass_rows(k, m=40, seed=1):

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from sklearn_gsoftmax import (
     GaussianSoftmaxCalibrator,
     _fitting,
+    _map,
     _novelty,
     _objective,
     _refine,
@@ -194,3 +195,59 @@ def test_ceiling_not_held_is_still_refined():
     y[np.argsort(-np.abs(s))[:30]] ^= 1  # the most confident 1 % mislabelled
     model = GaussianSoftmaxCalibrator(fit_ceiling=True, uncertainty_rules=()).fit(s, y)
     assert model.n_link_ < 0.5 * model.n_samples_
+
+
+@pytest.mark.parametrize(
+    "k, m, params",
+    [
+        (10, 190, {}),  # a scale and a ceiling: Newton with differences
+        (3, 90, {"fit_intercept": True}),  # three offsets: still Newton
+        (5, 150, {"fit_intercept": True}),  # six parameters: L-BFGS, capped
+    ],
+)
+def test_held_out_refits_are_the_converged_refits(monkeypatch, k, m, params):
+    """A calibrator of few rows per parameter gives each row the
+    probabilities of a copy fitted without it; the copies' local fits (Newton
+    with the Hessian by differences for a few parameters, capped L-BFGS for
+    more) end where converged fits of the same objective do."""
+    rng = np.random.default_rng(k)
+    z = rng.normal(scale=2.0, size=(m, k))
+    y = (1.5 * z + rng.gumbel(size=(m, k))).argmax(axis=1)
+    fast = GaussianSoftmaxCalibrator(uncertainty_rules=("conformal",), **params)
+    fast.fit(z, y)
+    monkeypatch.setattr(_map, "DIFFERENCE_NEWTON_MAX_PARAMETERS", 0)
+    monkeypatch.setattr(_map, "REFIT_MAX_ITER", None)
+    slow = GaussianSoftmaxCalibrator(uncertainty_rules=("conformal",), **params)
+    slow.fit(z, y)
+    np.testing.assert_allclose(slow.scale_, fast.scale_, rtol=1e-12)
+    tolerance = 1e-7 if k < 5 or "fit_intercept" not in params else 1e-2
+    np.testing.assert_allclose(
+        np.sort(fast.conformity_scores_),
+        np.sort(slow.conformity_scores_),
+        atol=tolerance,
+    )
+    # refitted copies, not the calibrator's own probabilities of its rows
+    own = 1.0 - fast.predict_proba(z)[np.arange(m), y]
+    assert np.abs(np.sort(fast.conformity_scores_) - np.sort(own)).max() > 1e-3
+
+
+def test_binary_ceiling_fit_takes_few_passes(monkeypatch):
+    """The ceiling's Newton fit starts at ln(n - 1), where the loss is nearly
+    flat in L; its steps in L are capped (``MAX_CEILING_STEP``) instead of
+    overshooting to the box and halving back: 9 passes over the rows on
+    these scores, 19 without the cap."""
+    rng = np.random.default_rng(0)
+    s = rng.normal(scale=2.0, size=4000)
+    y = (rng.random(4000) < 1.0 / (1.0 + np.exp(-s))).astype(int)
+    y[rng.random(4000) < 0.05] ^= 1  # label noise: a ceiling below ln(n - 1)
+    passes = [0]
+    kernel = _objective.binary_ceiling_nll_grads
+
+    def counting(u, *args):
+        passes[0] += len(u) == 4000
+        return kernel(u, *args)
+
+    monkeypatch.setattr(_objective, "binary_ceiling_nll_grads", counting)
+    model = GaussianSoftmaxCalibrator(uncertainty_rules=()).fit(s, y)
+    assert model.n_link_ < 4000  # the ceiling was fitted, not held
+    assert passes[0] <= 12
