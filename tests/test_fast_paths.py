@@ -251,3 +251,36 @@ def test_binary_ceiling_fit_takes_few_passes(monkeypatch):
     model = GaussianSoftmaxCalibrator(uncertainty_rules=()).fit(s, y)
     assert model.n_link_ < 4000  # the ceiling was fitted, not held
     assert passes[0] <= 12
+
+
+def _exact_offsets_choice(monkeypatch, z, y):
+    """Whether ``fit_intercept="auto"`` keeps the offsets without the screen
+    (both fits made and compared), and the rows the fit passed through the
+    loss (in units of all rows)."""
+    monkeypatch.setattr(_map, "SCREEN_MIN_CLASSES", 10**9)
+    counted = _count_rows(monkeypatch)
+    model = GaussianSoftmaxCalibrator(score_map="affine", uncertainty_rules=())
+    model.fit(z, y)
+    monkeypatch.undo()
+    return bool(np.any(model.intercept_ != 0.0)), sum(counted) / len(z)
+
+
+@pytest.mark.parametrize("bias, kept", [(0.0, False), (0.3, False), (0.5, True)])
+def test_offsets_screen_makes_the_exact_choice(monkeypatch, bias, kept):
+    """With many classes ``fit_intercept="auto"`` screens what offsets could
+    gain before fitting them. Logits whose truth is a temperature (offsets
+    only fit noise: not kept, in far fewer passes), and logits with per-class
+    biases the labels lack, of +-0.3 (offsets gain 52 nats, short of the 59
+    they must: the screen's 51 sends it to the exact choice) and +-0.5 (88
+    nats: kept), get the choice of both fits compared."""
+    z, y = _logits(3000, 60, seed=3)
+    z = z + np.linspace(-bias, bias, 60, dtype=np.float32)
+    exact, exact_passes = _exact_offsets_choice(monkeypatch, z, y)
+    counted = _count_rows(monkeypatch)
+    model = GaussianSoftmaxCalibrator(score_map="affine", uncertainty_rules=())
+    model.fit(z, y)
+    assert bool(np.any(model.intercept_ != 0.0)) == exact == kept
+    if bias == 0.0:
+        # rows through the loss, the search's subsample's included
+        passes = sum(counted) / len(z)
+        assert passes < exact_passes / 2, (passes, exact_passes)
