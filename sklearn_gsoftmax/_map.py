@@ -17,7 +17,7 @@ import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import KFold
 
-from ._fitting import AffineFit, fit_affine, local_fit, screened_offset_gain
+from ._fitting import AffineFit, fit_affine, local_fit, offsets_screened_out
 from ._links import link_proba, top_two
 from ._objective import (
     Layout,
@@ -169,7 +169,7 @@ NATS_PER_OFFSET = 1.0
 
 
 #: From this many classes on, ``fit_intercept="auto"`` fits the scale alone
-#: first and screens what offsets could add (``_fitting.screened_offset_gain``)
+#: first and screens what offsets could add (``_fitting.offsets_screened_out``)
 #: before it fits them: many classes' offsets are most of a fit's cost (a
 #: thousand of them: 47 of 60 passes over 50 000 logits, thrown away when they
 #: do not pay), and their nearly diagonal Hessian makes the screen accurate.
@@ -177,12 +177,6 @@ NATS_PER_OFFSET = 1.0
 #: 50 classes on, the screen halved the rows through the loss where the
 #: offsets did not pay, and added 10 to 20 % where they did.
 SCREEN_MIN_CLASSES = 50
-#: The offsets are not fitted when the screen's gain is below this share of
-#: what they must gain, and its last step added less than ``SCREEN_TAIL`` of
-#: it. Offsets that only fit noise gain about half a nat each (a chi-squared
-#: of one degree of freedom, halved): about half of what they must.
-SCREEN_SHARE = 0.75
-SCREEN_TAIL = 0.05
 
 
 def _offsets_if_they_pay(source, spec: MapSpec):
@@ -196,8 +190,7 @@ def _offsets_if_they_pay(source, spec: MapSpec):
     needed = NATS_PER_OFFSET * (spec.n_classes - 1)
     if spec.n_classes >= SCREEN_MIN_CLASSES:
         plain = fit_affine(source, scale_only)
-        gain, last = screened_offset_gain(source, spec, plain)
-        if gain < SCREEN_SHARE * needed and last < SCREEN_TAIL * needed:
+        if offsets_screened_out(source, spec, plain, needed):
             return plain, scale_only
         affine = fit_affine(source, with_offsets)
     else:
