@@ -12,8 +12,8 @@ subsample, their local fits start from the convex softmax fit and from the
 lowest minima of a profile of the loss (a profile unimodal along every line
 can still hide a second basin, at a saturated scale and another offset: tied
 scores, 0.2868 against 0.2863), and the best is refined on all rows. With a
-``start`` (a fit of nearly the same rows, as the cross-fitted
-copies of a fold's calibrator are), only the local fit runs.
+``start`` (the scale alone, from the fit with offsets whose search chose the
+basin), only the local fit runs.
 """
 
 from __future__ import annotations
@@ -174,7 +174,7 @@ def fit_affine(source, spec, *, start: AffineFit | None = None) -> AffineFit:
         source, Problem(layout, spec.link, spec.multiclass, unit, spec.total)
     )
     if start is not None:
-        warm = local_fit(full, start.theta, layout, tol, max_iter=spec.max_iter)
+        warm = local_fit(full, start.theta, layout, tol)
         return _ended(warm, layout, unit)
     if spec.link == "softmax":
         return _ended(

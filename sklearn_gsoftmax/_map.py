@@ -3,9 +3,9 @@
 :class:`CalibrationMap` applies a fitted map (``u = a z + b`` or ``W z + b``,
 then the link of ``n_link``) to validated scores; :func:`fit_map` fits one on
 the rows of a ``_source.Source``: the affine fit (``_fitting``), then the
-refinements that ``score_map`` and ``fit_ceiling`` ask for (``_refine``). A
-``start`` (the fit of a fold, for the copies cross-fitted within it) skips the
-search and starts every local fit there.
+refinements that ``score_map`` and ``fit_ceiling`` ask for (``_refine``).
+:func:`held_out_predictions` refits copies of a fitted map on parts of its
+rows, each one local fit from the map's end point (no search).
 """
 
 from __future__ import annotations
@@ -46,8 +46,6 @@ class MapSpec(NamedTuple):
     n: float  # the link's sample count
     total: float  # the weights' sum
     dtype: np.dtype
-    # a cap on a warm-started fit's L-BFGS iterations (the held-out refits)
-    max_iter: int | None = None
 
 
 class CalibrationMap(NamedTuple):
@@ -133,28 +131,17 @@ def clip_range_of(source) -> np.ndarray:
     return settled(source.map_reduce(bounds, merge_ranges))
 
 
-def fit_map(source, spec: MapSpec, start: MapFit | None = None) -> MapFit:
+def fit_map(source, spec: MapSpec) -> MapFit:
     """Fit the calibration map on the rows of ``source`` (see the module)."""
-    if start is not None:
-        spec = spec._replace(fit_intercept=start.affine.layout.fit_intercept)
     if spec.fit_intercept == "auto":
         affine, spec = _offsets_if_they_pay(source, spec)
     else:
-        affine = fit_affine(source, spec, start=None if start is None else start.affine)
+        affine = fit_affine(source, spec)
     layout = refinement_layout(spec, rows=spec.total)
     refined, clip_range = None, None
     if layout is not None:
         clip_range = clip_range_of(source) if layout.matrix else None
-        previous = None if start is None else start.refined
-        same_layout = previous is not None and previous.layout.size == layout.size
-        refined = refine(
-            source,
-            spec,
-            layout,
-            affine,
-            clip_range,
-            start=previous if same_layout else None,
-        )
+        refined = refine(source, spec, layout, affine, clip_range)
     n_iter = affine.n_iter + (0 if refined is None else refined.n_iter)
     return MapFit(_map_of(spec, affine, refined, clip_range), affine, refined, n_iter)
 
@@ -250,12 +237,13 @@ OWN_ROWS_PER_PARAMETER = 100
 #: Folds of the held-out refits within a calibrator's rows.
 INNER_FOLDS = 5
 
-#: L-BFGS iterations of a held-out refit of three or more classes, at most.
-#: Started from the fit on all rows, preconditioned, a refit moves most of the
-#: way in its first steps; its last steps polish offsets of rare classes to
-#: digits no threshold or conformal quantile sees: the capped refits'
-#: held-out probabilities differ from the converged ones' by at most 9e-3
-#: (absolute, over every row and class; 200 classes of 15 rows), 6e-3
+#: Iterations of a held-out refit, at most (Newton's converge in a handful;
+#: the cap matters for L-BFGS). Started from the fit on all rows,
+#: preconditioned, an L-BFGS refit moves most of the way in its first steps;
+#: its last steps polish offsets of rare classes to digits no threshold or
+#: conformal quantile sees: the capped refits' held-out probabilities differ
+#: from the converged ones' by at most 9e-3 (absolute, over every row and
+#: class; 200 classes of 15 rows), 6e-3
 #: (digits' logistic scores, 600 rows) and 2e-5 (30 classes of 50 rows), with
 #: the same coverage, at less than half the fit time.
 REFIT_MAX_ITER = 10

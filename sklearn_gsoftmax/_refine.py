@@ -98,14 +98,11 @@ def refinement_layout(spec, *, rows: float) -> Layout | None:
     )
 
 
-def refine(source, spec, layout: Layout, affine: AffineFit, clip_range, start=None):
+def refine(source, spec, layout: Layout, affine: AffineFit, clip_range):
     """Minimise the data term plus the ridge within the box, from the affine
-    fit (or from ``start``, a :class:`Refined` of nearly the same rows);
-    ``clip_range`` is the matrix's, in the scores' units."""
+    fit; ``clip_range`` is the matrix's, in the scores' units."""
     unit = affine.unit
     theta = layout.start(affine.theta[0], affine.intercept)
-    if start is not None:
-        theta = start.theta
     problem = Problem(
         layout,
         spec.link,
@@ -115,12 +112,10 @@ def refine(source, spec, layout: Layout, affine: AffineFit, clip_range, start=No
         None if clip_range is None else clip_range / unit,
     )
     evaluate = objective(source, problem)
-    if start is None and _ceiling_held(evaluate, theta, layout):
+    if _ceiling_held(evaluate, theta, layout):
         # the affine fit with the ceiling at ln(n - 1) is already the optimum
         return Refined(theta, layout, 0)
-    fit = local_fit(
-        evaluate, theta, layout, gradient_tol(spec.dtype), max_iter=spec.max_iter
-    )
+    fit = local_fit(evaluate, theta, layout, gradient_tol(spec.dtype))
     if fit.problem is not None:
         not_converged(fit.problem, fit.value)
     return Refined(fit.theta, layout, fit.n_iter)
