@@ -232,7 +232,7 @@ def _fit_bounded(source, spec, layout, unit, full, tol) -> AffineFit:
         values,
         search_fit,
         lambda theta: local_fit(full, theta, layout, tol),
-        None if sampled is None else (lambda theta: full(theta)[0]),
+        None if sampled is None else full.values,
         lines=lines,
         also=start,
     )

@@ -460,14 +460,30 @@ def data_term(problem: Problem):
     return lambda chunk: _multiclass_term(problem, chunk)
 
 
+def _also_at_many(term):
+    """``term`` (a chunk's data term), which with ``many=True`` takes a list
+    of parameter vectors and gives their values only."""
+
+    def evaluate(theta, many=False):
+        if many:
+            return np.array([term(one)[0] for one in theta])
+        return term(theta)
+
+    return evaluate
+
+
 def objective(source, problem: Problem):
     """The penalised objective on all rows of ``source``: for binary margins
     ``evaluate(theta) -> (value, gradient, Hessian)``, for logits
     ``evaluate(theta) -> (value, gradient)``. Each call is one pass over the
-    rows (on a cluster, one round trip); the penalty is added once."""
+    rows (on a cluster, one round trip); the penalty is added once.
+    ``evaluate.values(thetas)`` gives the values at several parameter vectors
+    in one pass, and for logits ``evaluate.curvature(theta)`` the estimated
+    diagonal of the Hessian."""
     layout = problem.layout
     size = layout.size
-    evaluate_data = source.evaluator(data_term(problem), add)
+    make = data_term(problem)
+    evaluate_data = source.evaluator(lambda chunk: _also_at_many(make(chunk)), add)
     binary = layout.k == 2
 
     def evaluate(theta):
@@ -481,6 +497,17 @@ def objective(source, problem: Problem):
         hess = out[1 + size :].reshape(size, size) + np.diag(penalty_hess)
         return value, grad, hess
 
+    def values(thetas) -> list:
+        """The penalised objective's values at several ``thetas`` in one pass
+        over the rows (on a cluster, one round trip instead of one each)."""
+        thetas = [np.asarray(theta, dtype=float) for theta in thetas]
+        data = evaluate_data(thetas, True)
+        return [
+            float(value) + layout.penalty_value_grad_hess(theta)[0]
+            for value, theta in zip(data, thetas)
+        ]
+
+    evaluate.values = values
     if not binary:
         # block by block, as the data term: its float64 temporaries stay small
         curvature_of_data = source.evaluator(

@@ -44,7 +44,7 @@ from scipy import stats
 
 from ._conformal import ConformalReference
 from ._links import clip_to_bounds, proba_bounds
-from ._source import QuantileSummary, by_blocks
+from ._source import QuantileSummary, by_blocks, jointly
 from ._ties import below
 
 #: Fewest rows :func:`estimate_priors` estimates proportions from.
@@ -408,8 +408,9 @@ def _add_moments(a, b):
     return tuple(x + y for x, y in zip(a, b))
 
 
-def _class_references(model_held, n_classes: int) -> list:
-    """One model's held-out nonconformity scores, one reference per class."""
+def _class_summaries(n_classes: int):
+    """``(fn, merge)`` of a model's held-out nonconformity scores, one
+    summary per class (see :func:`_class_references`)."""
 
     def summarise(chunk):
         proba = chunk.z[:, :-1]
@@ -424,8 +425,18 @@ def _class_references(model_held, n_classes: int) -> list:
     def merge(a, b):
         return [x.merge(y) for x, y in zip(a, b)]
 
-    summaries = model_held.map_reduce(summarise, merge)
-    return [ConformalReference(*s.points()) for s in summaries]
+    return summarise, merge
+
+
+def _class_references(summaries) -> list:
+    """One model's conformal references, one per class, from its class
+    summaries."""
+    return [ConformalReference(*summary.points()) for summary in summaries]
+
+
+def _rows_up_to(cap: int):
+    """``(fn, merge)`` gathering up to ``cap`` rows."""
+    return (lambda chunk: _gather_rows(chunk, cap)), _merge_rows(cap)
 
 
 def summarise_priors(held, per_model: list, n_classes: int) -> dict:
@@ -434,29 +445,32 @@ def summarise_priors(held, per_model: list, n_classes: int) -> dict:
     ``per_model`` each model's own): the implied proportions, the training
     class frequencies, the covariance of the probabilities, the held-out
     weight, up to :data:`ROW_CAP` rows (as made, and each model's) and each
-    model's conformal references per class."""
-    weight, total, squares, counts = held.map_reduce(
+    model's conformal references per class. One pass over ``held`` and one
+    over each model's rows."""
+    moments_part = (
         by_blocks(lambda chunk: _moments(chunk, n_classes), _add_moments),
         _add_moments,
     )
+    (weight, total, squares, counts), rows = held.map_reduce(
+        *jointly(moments_part, _rows_up_to(ROW_CAP))
+    )
     implied = total / weight
     covariance = squares / weight - np.outer(implied, implied)
-    merge = _merge_rows(ROW_CAP)
     per_model_cap = max(ROW_CAP // len(per_model), 1)
+    model_parts = [
+        model_held.map_reduce(
+            *jointly(_rows_up_to(per_model_cap), _class_summaries(n_classes))
+        )
+        for model_held in per_model
+    ]
     return {
         "implied": implied,
         "frequencies": counts / counts.sum(),
         "covariance": covariance,
         "n": float(weight),
-        "rows": held.map_reduce(lambda chunk: _gather_rows(chunk, ROW_CAP), merge),
-        "model_rows": [
-            model_held.map_reduce(
-                lambda chunk: _gather_rows(chunk, per_model_cap),
-                _merge_rows(per_model_cap),
-            )
-            for model_held in per_model
-        ],
+        "rows": rows,
+        "model_rows": [model_rows for model_rows, _ in model_parts],
         "class_references": [
-            _class_references(model_held, n_classes) for model_held in per_model
+            _class_references(summaries) for _, summaries in model_parts
         ],
     }

@@ -257,7 +257,7 @@ def global_fit(
     values: np.ndarray,
     search_fit: Callable[[np.ndarray], LocalFit],
     final_fit: Callable[[np.ndarray], LocalFit],
-    full_value: Callable[[np.ndarray], float] | None,
+    full_values: Callable[[list], list] | None,
     lines: int = 1,
     also: LocalFit | None = None,
 ) -> LocalFit:
@@ -276,8 +276,9 @@ def global_fit(
         loose tolerance: enough to tell the basins apart.
     final_fit : callable
         The local optimisation to full tolerance, on all rows.
-    full_value : callable or None
-        The loss at a parameter vector on all rows; ``None`` when the
+    full_values : callable or None
+        The losses at a list of parameter vectors on all rows, in one pass
+        over them (on a cluster, one round trip); ``None`` when the
         subsample is all rows.
     lines : int, default=1
         Number of lines of offsets in ``grid``.
@@ -293,15 +294,15 @@ def global_fit(
     best = lowest(fits + ([] if also is None else [also]))
     check_theta = grid[int(np.argmin(tie_ranks(values)))]
     check_value = float(values.min())
-    if full_value is None:
+    if full_values is None:
         best = final_fit(best.theta)
     else:
         # Both candidates judged on all rows first: the subsample's best basin
         # may not be the best on all rows (a few influential rows it left
         # out), and a final fit from the better start usually makes the other
         # unnecessary (on 1 000 classes, each is dozens of passes).
-        check_value = full_value(check_theta)
-        starts = [(full_value(best.theta), best.theta), (check_value, check_theta)]
+        best_value, check_value = full_values([best.theta, check_theta])
+        starts = [(best_value, best.theta), (check_value, check_theta)]
         if below(starts[1][0], starts[0][0]):
             starts.reverse()
         best = final_fit(starts[0][1])

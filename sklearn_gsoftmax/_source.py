@@ -142,6 +142,20 @@ def row_blocks(chunk: Chunk) -> list:
     ]
 
 
+def jointly(*parts):
+    """One pass for several statistics: ``parts`` are ``(fn, merge)`` pairs;
+    returns the ``(fn, merge)`` of their tuple. On a cluster, one round trip
+    instead of one each."""
+
+    def fn(chunk):
+        return tuple(part_fn(chunk) for part_fn, _ in parts)
+
+    def merge(a, b):
+        return tuple(part_merge(x, y) for (_, part_merge), x, y in zip(parts, a, b))
+
+    return fn, merge
+
+
 def by_blocks(fn, merge=add):
     """``fn`` of a chunk computed on its row blocks of at most
     ``BLOCK_ENTRIES`` scores and merged: the same sums for a statistic whose

@@ -13,6 +13,7 @@ import pytest
 from numpy.testing import assert_allclose
 
 import sklearn_gsoftmax._objective as objective_module
+import sklearn_gsoftmax._source as source_module
 from sklearn_gsoftmax._links import (
     LINKS,
     binary_nll_derivatives,
@@ -333,3 +334,18 @@ def test_binary_grid_losses_at_scale_zero(link):
         assert loss == pytest.approx(
             expected + 0.5 * PRIOR_STRENGTH * (scale**2 + offset**2)
         )
+
+
+def test_values_at_several_points_in_one_pass(monkeypatch):
+    """``evaluate.values`` (the search's two final candidates judged on all
+    rows: one round trip on a cluster) gives each point's penalised value, on
+    rows split in several blocks, binary and logits."""
+    monkeypatch.setattr(source_module, "BLOCK_ENTRIES", 64)
+    s, sign, w = _binary_problem()
+    binary = _binary_objective(s, sign, w, 20, "gaussian", 2)
+    z, y = _multiclass_rows(4)
+    logits = _multiclass_objective(z, y, np.ones(len(y)), 20, "gaussian", "vs_top", 4)
+    for evaluate, size in ((binary, 2), (logits, 4)):
+        thetas = [np.linspace(0.5, -0.5, size), np.linspace(1.5, 0.2, size)]
+        expected = [evaluate(theta)[0] for theta in thetas]
+        assert_allclose(evaluate.values(thetas), expected, rtol=1e-13)

@@ -6,7 +6,10 @@ import numpy as np
 import pytest
 
 from sklearn_gsoftmax._source import (
+    Chunk,
     QuantileSummary,
+    add,
+    jointly,
     mean_and_std,
     merge_moments,
     moments,
@@ -64,3 +67,23 @@ def test_weighted_quantiles_are_those_of_repeated_rows(seed):
     repeated = np.sort(np.repeat(values[2], weights[2].astype(int)))
     ranks = np.maximum(np.ceil(levels * len(repeated)).astype(int) - 1, 0)
     np.testing.assert_array_equal(one.quantiles(levels), repeated[ranks])
+
+
+def test_statistics_taken_jointly_are_those_taken_apart():
+    """``jointly`` (one round trip on a cluster for several statistics)
+    computes and merges each part as it would alone, across chunks."""
+    rng = np.random.default_rng(0)
+    chunks = [
+        Chunk(rng.normal(size=n), np.zeros(n, int), np.ones(n), start)
+        for n, start in ((5, 0), (7, 5), (3, 12))
+    ]
+    total = (lambda chunk: chunk.z.sum(), add)
+    largest = (lambda chunk: chunk.z.max(), max)
+    fn, merge = jointly(total, largest)
+    joint = functools.reduce(merge, [fn(chunk) for chunk in chunks])
+    apart = [
+        functools.reduce(part_merge, [part_fn(chunk) for chunk in chunks])
+        for part_fn, part_merge in (total, largest)
+    ]
+    assert joint == tuple(apart)
+    assert joint[0] == pytest.approx(sum(chunk.z.sum() for chunk in chunks))
