@@ -24,7 +24,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ._objective import Layout, Problem, finite_copy, margins, objective
-from ._optimise import damped_newton, gradient_tol, lbfgs
+from ._optimise import NEWTON_MAX_ITER, damped_newton, gradient_tol, lbfgs
 from ._search import (
     SEARCH_GRADIENT_TOL,
     SEARCH_ROWS_PER_CLASS,
@@ -126,10 +126,13 @@ def score_unit(source) -> float:
 
 def local_fit(evaluate, theta, layout: Layout, tol: float, bounds=None, max_iter=None):
     """Newton's method for binary margins (``evaluate`` gives the Hessian),
-    L-BFGS-B for logits (at most ``max_iter`` iterations, if given)."""
+    L-BFGS-B for logits; at most ``max_iter`` iterations, if given."""
     bounds = layout.bounds if bounds is None else bounds
     if layout.k == 2:
-        return damped_newton(evaluate, theta, bounds, tol, max_step=layout.max_steps)
+        newton_iter = NEWTON_MAX_ITER if max_iter is None else max_iter
+        return damped_newton(
+            evaluate, theta, bounds, tol, newton_iter, max_step=layout.max_steps
+        )
     return lbfgs(
         evaluate, theta, bounds, tol, preconditioner(evaluate, theta), max_iter
     )
@@ -223,7 +226,10 @@ def _fit_bounded(source, spec, layout, unit, full, tol) -> AffineFit:
     )
     start = search_fit(convex.theta)
     # the flat model (the optimum at scale 0) anchors the grid's offsets
-    flat = search_fit(np.zeros(layout.size), [(0.0, 0.0)] + search_box[1:]).theta
+    if search_box is layout.bounds:
+        flat = search_fit(np.zeros(layout.size), [(0.0, 0.0)] + search_box[1:]).theta
+    else:  # already fitted on all rows
+        flat = np.concatenate([[0.0], flat_offsets])
     centre = median_margin(sample, unit) if layout.k == 2 else 0.0
     grid, lines = grid_around(flat, layout.k == 2, layout.bounds[-1], centre)
     values = profile(sample, layout, spec.link, spec.multiclass, unit)(grid)

@@ -319,12 +319,10 @@ def _refits(spec: MapSpec, fitted: MapFit):
             None if clip_range is None else clip_range / unit,
         )
         evaluate = objective(source, problem)
-        newton = layout.size <= DIFFERENCE_NEWTON_MAX_PARAMETERS
-        if layout.k == 2 or newton:
-            if layout.k > 2:
-                evaluate = with_difference_hessian(evaluate, layout.bounds)
+        if layout.k > 2 and layout.size <= DIFFERENCE_NEWTON_MAX_PARAMETERS:
+            newton = with_difference_hessian(evaluate, layout.bounds)
             fit = damped_newton(
-                evaluate, theta, layout.bounds, tol, REFIT_MAX_ITER, layout.max_steps
+                newton, theta, layout.bounds, tol, REFIT_MAX_ITER, layout.max_steps
             )
         else:
             fit = local_fit(evaluate, theta, layout, tol, max_iter=REFIT_MAX_ITER)

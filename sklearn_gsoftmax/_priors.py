@@ -42,7 +42,7 @@ from collections.abc import Mapping
 import numpy as np
 from scipy import stats
 
-from ._conformal import ConformalReference
+from ._conformal import ConformalReference, nonconformity
 from ._links import clip_to_bounds, proba_bounds
 from ._source import QuantileSummary, by_blocks, jointly
 from ._ties import below
@@ -415,7 +415,7 @@ def _class_summaries(n_classes: int):
     def summarise(chunk):
         proba = chunk.z[:, :-1]
         y = np.asarray(chunk.y)
-        scores = (1.0 - proba[np.arange(len(y)), y]).astype(np.float64)
+        scores = nonconformity(proba, y).astype(np.float64)
         w = np.asarray(chunk.w, dtype=np.float64)
         return [
             QuantileSummary(scores[y == c], w[y == c], CLASS_REFERENCE_POINTS)

@@ -30,7 +30,7 @@ from sklearn.exceptions import ConvergenceWarning
 from ._links import binary_nll_derivatives, link_nll
 from ._objective import PRIOR_STRENGTH, margins, standardise
 from ._optimise import LocalFit, not_converged
-from ._source import BLOCK_ENTRIES, ArraySource
+from ._source import BLOCK_ENTRIES, ArraySource, QuantileSummary
 from ._ties import below, tie_ranks
 
 #: Rows the search runs on, at least (more for many classes, see
@@ -161,10 +161,8 @@ def median_margin(sample: ArraySource, unit: float) -> float:
     finite = np.isfinite(s_std) & (chunk.w > 0)
     if not finite.any():
         return 0.0
-    order = np.argsort(s_std[finite], kind="stable")
-    cumulative = np.cumsum(chunk.w[finite][order])
-    middle = np.searchsorted(cumulative, 0.5 * cumulative[-1])
-    return float(s_std[finite][order][min(middle, len(order) - 1)])
+    summary = QuantileSummary(s_std[finite], chunk.w[finite], len(s_std))
+    return float(summary.quantiles([0.5])[0])
 
 
 def profile(sample: ArraySource, layout, link: str, form: str, unit: float):

@@ -21,7 +21,7 @@ import pandas as pd
 from ._class_mix import ClassMixMixin
 
 # ConformalReference is imported here too for models pickled before it moved
-from ._conformal import ConformalReference, conformal_sets  # noqa: F401
+from ._conformal import ConformalReference  # noqa: F401
 from ._flag import (
     DEFAULT_RULES,
     RULES,
