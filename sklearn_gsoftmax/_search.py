@@ -9,11 +9,14 @@ wrong side falls into it and returns a flat model.
 So the bounded fits profile the loss over a coarse, logarithmic grid of scales
 (on a subsample: the most extreme rows, where the mislabelled scores that make
 the second basin are, and evenly spaced others), vectorised, one evaluation of
-the whole grid; local optimisations on the subsample run from the lowest few
-local minima of the profile (and from the convex softmax fit), and the best
-end point is refined on all rows. An independent check then compares the
-result with the grid. A fit started from another fit of nearly the same rows
-(the held-out refits of a calibrator) skips the search.
+the whole grid, along a few lines of fixed offsets (the flat model's; for
+binary margins shifted ones too, for logits those of the fit from the convex
+start and zero: their basins may lie apart in the offsets); local
+optimisations on the subsample run from the lowest few local minima of the
+profile (and from the convex softmax fit), and the best end point is refined
+on all rows. An independent check then compares the result with the grid. A
+fit started from another fit of nearly the same rows (the held-out refits of
+a calibrator) skips the search.
 
 ``link="softmax"`` skips all this: its loss is convex in the parameters, and
 a collapse it shows on such scores is its true maximum-likelihood answer.
@@ -130,11 +133,16 @@ def scale_grid(signed: bool) -> np.ndarray:
 
 
 def grid_around(
-    flat: np.ndarray, signed: bool, offset_bounds, centre: float = 0.0
+    flat: np.ndarray,
+    signed: bool,
+    offset_bounds,
+    centre: float = 0.0,
+    anchors: tuple = (),
 ) -> tuple:
     """The grid of the search: the scales of :func:`scale_grid` at the flat
-    model's offsets (``flat``, the optimum at scale 0), and for binary scores
-    also at other offsets. Returns the grid and its number of lines.
+    model's offsets (``flat``, the optimum at scale 0), for binary scores
+    also at other offsets, and for logits at the offsets of each parameter
+    vector of ``anchors``. Returns the grid and its number of lines.
 
     A binary line turns about ``centre`` (the subsample's median standardised
     margin), not about a margin of 0: at scale ``a`` its offset is
@@ -150,7 +158,12 @@ def grid_around(
     if len(flat) == 2:
         grid[:, 1] += np.repeat(shifts, len(scales)) - grid[:, 0] * centre
         np.clip(grid[:, 1], *offset_bounds, out=grid[:, 1])
-    return grid, len(shifts)
+    lines = [grid]
+    for anchor in anchors:
+        line = np.tile(anchor, (len(scales), 1))
+        line[:, 0] = scales
+        lines.append(line)
+    return np.concatenate(lines), len(lines) - 1 + len(shifts)
 
 
 def median_margin(sample: ArraySource, unit: float) -> float:
@@ -221,25 +234,32 @@ def _lowest_local_minima(values: np.ndarray, count: int) -> np.ndarray:
     return minima[np.argsort(ranks[minima], kind="stable")[:count]]
 
 
-def _starts(values: np.ndarray, lines: int) -> np.ndarray:
+def _starts(values: np.ndarray, lines: int, logits: bool = False) -> np.ndarray:
     """Grid indices to start from: the ``N_STARTS`` lowest local minima along
     the first line (the flat model's offsets), and the lowest minimum of each
     other line (other offsets, for basins the first line passes by).
 
-    Logits have one line: where it has fewer than ``N_STARTS`` minima, the
-    two grid points beside its lowest start too. Their likelihood can have
-    basins apart in the offsets at nearly the same scale, which a profile at
-    the flat model's offsets does not show: 43 rows of 6 classes, basins of
-    0.536831 and 0.536056, the better one reached from the point above the
-    profile's only minimum."""
+    For logits each line also adds the point above its lowest minimum (the
+    next larger scale). Their likelihood can have basins apart in the
+    offsets, which a profile at fixed offsets does not show, and in both
+    cases found the better basin was reached from there: 43 rows of 6
+    classes, basins of 0.536831 and 0.536056, from the point above the flat
+    model's line's only minimum; 12 rows of 3 classes, the best basin
+    (0.5427 against 0.5788) from the point above the minimum of the line of
+    zero offsets."""
     along = values.reshape(lines, -1)
     points = along.shape[1]
     starts = list(_lowest_local_minima(along[0], N_STARTS))
-    if lines == 1 and len(starts) < N_STARTS:
-        beside = [starts[0] - 1, starts[0] + 1]
-        starts += [i for i in beside if 0 <= i < points and i not in starts]
-    for line in range(1, lines):
-        starts.append(line * points + _lowest_local_minima(along[line], 1)[0])
+    lowest_of_lines = [starts[0]] + [
+        line * points + _lowest_local_minima(along[line], 1)[0]
+        for line in range(1, lines)
+    ]
+    starts += lowest_of_lines[1:]
+    if logits:
+        for line, lowest_minimum in enumerate(lowest_of_lines):
+            above = lowest_minimum + 1
+            if above < (line + 1) * points and above not in starts:
+                starts.append(above)
     return np.array(starts)
 
 
@@ -258,6 +278,7 @@ def global_fit(
     full_values: Callable[[list], list] | None,
     lines: int = 1,
     also: LocalFit | None = None,
+    logits: bool = False,
 ) -> LocalFit:
     """Search the basins on the subsample, refine the best, check.
 
@@ -282,13 +303,16 @@ def global_fit(
         Number of lines of offsets in ``grid``.
     also : LocalFit, default=None
         A search fit from elsewhere (the convex start's), in the running.
+    logits : bool, default=False
+        Whether the scores are logits (more starts per line, see
+        :func:`_starts`).
 
     Returns
     -------
     LocalFit
         The best end point found.
     """
-    fits = [search_fit(grid[i]) for i in _starts(values, lines)]
+    fits = [search_fit(grid[i]) for i in _starts(values, lines, logits)]
     best = lowest(fits + ([] if also is None else [also]))
     check_theta = grid[int(np.argmin(tie_ranks(values)))]
     check_value = float(values.min())

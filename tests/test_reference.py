@@ -510,59 +510,43 @@ def test_multiclass_basins_apart_in_the_offsets():
     """Found by the full profile: 43 rows of 6 classes whose vs_top
     likelihood has two basins apart in the offsets (0.536831 and 0.536056)
     at nearly the same scale; the search profiled the scale at the flat
-    model's offsets, whose only minimum led to the worse one. The points
-    beside it start too (``_search._starts``)."""
+    model's offsets, whose only minimum led to the worse one. The point
+    above it starts too (``_search._starts``)."""
     problem = cross_fit_problem(6, 3, 22, False, "logistic", "int", "none", 1001)
     _check_cross_fit(problem, True, "gaussian", "vs_top")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding of issue 24 (full profile, also on the code before it): "
-    "48 rows of 4 classes (vs_top) whose likelihood has basins 4e-6 apart "
-    "(0.8112615 against 0.8112572); the multiclass search profiles the scale "
-    "at the flat model's offsets only and keeps the worse one",
-)
 def test_multiclass_basins_4e6_apart():
+    """Found by the full profile (on the code before issue 24 too): 48 rows
+    of 4 classes (vs_top) whose likelihood has basins 4e-6 apart (0.8112615
+    against 0.8112572); the search profiled the scale at the flat model's
+    offsets only and kept the worse one. Its line at the offsets of the fit
+    from the convex start finds the better one."""
     problem = score_problem(
         4, 48, "gaussian", "vs_top", "none", False, False, False, 0.01, 48
     )
     check_calibrator_reaches_the_maximum_likelihood(problem, 0)
 
 
-#: Findings of issue 24's random exploration (on the code before it too):
-#: cross-fitting problems whose pair's map misses a basin of the offsets, with
-#: the likelihoods of the basin the search keeps and of the best one.
-_OFFSET_BASINS = [
-    (
-        (3, 2, 12, True, "naive_bayes", "int", "integer", 574924),
-        "full profile: a fold of 12 weighted rows of 3 classes (naive Bayes' "
-        "scores) whose best map (scale 7.1, offsets 11.1 and 5.5: 0.5427) lies "
-        "far from the flat model's offsets; the search ends at scale 0.41 with "
-        "offsets near 20 (0.5788)",
-    ),
-    (
-        (6, 3, 31, True, "logistic", "int", "integer", 26397),
-        "default profile, drawn locally: a fold of 6 classes (a class missing "
-        "from its estimator) with basins 1e-4 apart (0.559319 against "
-        "0.559218) in the offsets",
-    ),
-]
-
-
 @pytest.mark.parametrize(
     "params",
     [
-        pytest.param(
-            params,
-            marks=pytest.mark.xfail(
-                strict=True, reason=f"finding of issue 24: {reason}"
-            ),
-        )
-        for params, reason in _OFFSET_BASINS
+        # full profile: a fold of 12 weighted rows of 3 classes (naive Bayes'
+        # scores) whose best map (scale 7.1, offsets 11.1 and 5.5: 0.5427)
+        # lies far from the flat model's offsets; the search ended at scale
+        # 0.41 with offsets near 20 (0.5788). Found from the point above the
+        # minimum of the line of zero offsets.
+        (3, 2, 12, True, "naive_bayes", "int", "integer", 574924),
+        # default profile, drawn locally: a fold of 6 classes (a class
+        # missing from its estimator) with basins 1e-4 apart (0.559319
+        # against 0.559218) in the offsets
+        (6, 3, 31, True, "logistic", "int", "integer", 26397),
     ],
 )
 def test_multiclass_basins_far_apart_in_the_offsets(params):
+    """Findings of issue 24's random exploration (on the code before it
+    too): cross-fitting problems whose pair's map missed a basin of the
+    offsets."""
     _check_cross_fit(cross_fit_problem(*params), True, "gaussian", "simplex")
 
 
