@@ -50,6 +50,37 @@ def binary_margin(z: np.ndarray) -> np.ndarray:
     return s
 
 
+#: Up to this many columns, a loop over the columns finds each row's maximum
+#: (and up to ``_FEW_COLUMNS_SUM``, its sum) several times faster than numpy's
+#: reduction along a short last axis: 2 000 rows of 5 columns, 8 against 79
+#: microseconds for the maxima and 7 against 35 for the sums; most of a
+#: small multiclass fit's evaluation went to them.
+_FEW_COLUMNS_MAX = 32
+_FEW_COLUMNS_SUM = 16
+
+
+def row_max(values: np.ndarray) -> np.ndarray:
+    """The largest entry of each row of ``(m, K)`` (the same values as
+    ``values.max(axis=1)``)."""
+    if values.shape[1] > _FEW_COLUMNS_MAX or values.shape[1] == 0:
+        return values.max(axis=1)
+    top = values[:, 0].copy()
+    for j in range(1, values.shape[1]):
+        np.maximum(top, values[:, j], out=top)
+    return top
+
+
+def row_sum(values: np.ndarray) -> np.ndarray:
+    """The sum of each row of ``(m, K)``, column after column for few columns
+    (elementwise additions: the same bits on every machine)."""
+    if values.shape[1] > _FEW_COLUMNS_SUM or values.shape[1] == 0:
+        return values.sum(axis=1)
+    total = values[:, 0].copy()
+    for j in range(1, values.shape[1]):
+        total += values[:, j]
+    return total
+
+
 def _shift_by_row_max(z: np.ndarray) -> np.ndarray:
     """Return ``z - max(z)`` per row: entries in ``[-inf, 0]``, never NaN.
 
@@ -57,7 +88,7 @@ def _shift_by_row_max(z: np.ndarray) -> np.ndarray:
     equal to the maximum tie at 0 and the others are ``-inf`` (an all ``-inf`` row
     is a tie of every class).
     """
-    top = z.max(axis=1, keepdims=True)
+    top = row_max(z)[:, None]
     with np.errstate(invalid="ignore", over="ignore"):
         diff = z - top
     infinite_rows = ~np.isfinite(top[:, 0])
@@ -76,11 +107,11 @@ def _softmax_of_shifted(v: np.ndarray, *, log: bool) -> np.ndarray:
     """
     e = np.exp(v)
     if not log:
-        e /= e.sum(axis=1, keepdims=True)
+        e /= row_sum(e)[:, None]
         return e
     rows = np.arange(v.shape[0])
     e[rows, np.argmax(v, axis=1)] = 0.0
-    v -= np.log1p(e.sum(axis=1, keepdims=True))
+    v -= np.log1p(row_sum(e))[:, None]
     return v
 
 
@@ -103,10 +134,7 @@ def top_two(values: np.ndarray):
 
 def top_probability(values: np.ndarray) -> np.ndarray:
     """The largest entry of each row (of probabilities: the confidence)."""
-    if values.shape[1] == 2:
-        # numpy reduces along a short last axis slowly: 10x faster for 10^6 rows
-        return np.maximum(values[:, 0], values[:, 1])
-    return values.max(axis=1)
+    return row_max(values)
 
 
 # --------------------------------------------------------------------------------------
@@ -209,7 +237,7 @@ def _simplex(z: np.ndarray, n, *, log: bool) -> np.ndarray:
         return _uniform(z.shape, z.dtype, log=log)
     v = _simplex_inner(_shift_by_row_max(z), n)
     v *= big_l
-    v -= v.max(axis=1, keepdims=True)
+    v -= row_max(v)[:, None]
     return _softmax_of_shifted(v, log=log)
 
 
@@ -423,7 +451,7 @@ def multiclass_nll_grad(z: np.ndarray, y: np.ndarray, n, link: str, multiclass: 
             return _simplex_nll_grad(diff, y, n, rows)
         return _vs_top_nll_grad(diff, y, big_l, rows)
     e = np.exp(diff)
-    total = e.sum(axis=1)
+    total = row_sum(e)
     q = e / total[:, None]
     if link == "softmax":
         loss = np.log(total) - diff[rows, y]
@@ -458,7 +486,7 @@ def _vs_top_nll_grad(diff, y, big_l, rows, *, ceiling: bool = False):
     np.tanh(tau, out=tau)
     d = big_l * tau
     e = np.exp(d)
-    total = e.sum(axis=1)
+    total = row_sum(e)
     loss = np.log(total) - d[rows, y]
     g = e / total[:, None]
     g[rows, y] -= 1.0
@@ -470,7 +498,7 @@ def _vs_top_nll_grad(diff, y, big_l, rows, *, ceiling: bool = False):
     tau *= tau
     np.subtract(1.0, tau, out=tau)
     g *= tau
-    g[rows, top] -= g.sum(axis=1)
+    g[rows, top] -= row_sum(g)
     if ceiling:
         return loss, g, d_big_l
     return loss, g
@@ -489,9 +517,9 @@ def _simplex_nll_grad(diff, y, n, rows):
     k = diff.shape[1]
     sigma = _simplex_inner(diff, n)
     v = log_n_minus_1(n) * sigma
-    v -= v.max(axis=1, keepdims=True)
+    v -= row_max(v)[:, None]
     e = np.exp(v)
-    total = e.sum(axis=1)
+    total = row_sum(e)
     loss = np.log(total) - v[rows, y]
     g = e / total[:, None]
     g[rows, y] -= 1.0

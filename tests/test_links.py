@@ -19,6 +19,7 @@ from sklearn_gsoftmax import (
     linear_softmax,
     linear_softmax_nll_grad,
 )
+from sklearn_gsoftmax._links import row_max, row_sum
 
 getcontext().prec = 60
 RTOL, ATOL = 1e-10, 1e-15
@@ -495,3 +496,24 @@ def test_class_indices_given_as_whole_floats_are_accepted():
 def test_n_samples_errors_name_the_parameter():
     with pytest.raises(ValueError, match=r"^n_samples must be at least 2"):
         gaussian_softmax([0.0, 1.0], 1)
+
+
+@pytest.mark.parametrize("k", [1, 2, 5, 16, 17, 32, 33, 40])
+def test_row_reductions_are_numpys(k):
+    """The column loops that reduce rows of few columns (``row_max``,
+    ``row_sum``) give numpy's row maxima exactly and its row sums to
+    rounding, infinite entries included, on either side of the number of
+    columns where they switch to numpy's reduction."""
+    rng = np.random.default_rng(k)
+    values = rng.normal(scale=10.0, size=(300, k))
+    values[rng.random(values.shape) < 0.02] = np.inf
+    values[rng.random(values.shape) < 0.02] = -np.inf
+    values[0] = -np.inf
+    before = values.copy()
+    np.testing.assert_array_equal(row_max(values), values.max(axis=1))
+    with np.errstate(invalid="ignore"):  # inf - inf: NaN on both sides
+        expected, summed = values.sum(axis=1), row_sum(values)
+    np.testing.assert_allclose(summed, expected, rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(values, before)  # the input is left alone
+    float32 = values[1:].clip(-1e6, 1e6).astype(np.float32)
+    assert row_max(float32).dtype == row_sum(float32).dtype == np.float32
