@@ -229,7 +229,7 @@ class ClassMixMixin:
             report.attrs["verdict"] = "features" if report.attrs["shifted"] else "none"
             return report
         implied, n = state["implied"], state["n"]
-        each = alpha / (len(report) + 1)
+        each = report.attrs["alpha_each"]  # the report counted this check
         q = em_priors(proba, implied)[0]
         _, p_value = class_mix_test(proba, implied, state["covariance"], n)
         low, high = priors_intervals(proba, implied, q, n)

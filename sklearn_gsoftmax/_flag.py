@@ -140,8 +140,12 @@ def split_rows(z: np.ndarray):
     return z[:, :-1], z[:, -1]
 
 
-def probability_masks(rules: Rules, proba, per_model, references, margin) -> dict:
-    """Flags of the rules that look at probabilities (and margins) only."""
+def probability_masks(
+    rules: Rules, proba, per_model, references, margin, sets=None
+) -> dict:
+    """Flags of the rules that look at probabilities (and margins) only; the
+    conformal rule's from ``sets`` when given (a copy adapted to other class
+    proportions weights its references), else from ``references``."""
     masks = {}
     for rule in rules.rules:
         if rule == "low_confidence":
@@ -155,7 +159,8 @@ def probability_masks(rules: Rules, proba, per_model, references, margin) -> dic
             top, runner_up = top_two(proba)
             masks[rule] = below(top, rules.ambiguity_ratio * runner_up)
         elif rule == "conformal":
-            sets = conformal_sets(references, per_model, rules.conformal_alpha)
+            if sets is None:
+                sets = conformal_sets(references, per_model, rules.conformal_alpha)
             masks[rule] = sets.sum(axis=1) != 1
     return masks
 
@@ -200,9 +205,11 @@ def concatenate(parts: list) -> Batch:
     )
 
 
-def _threshold(rules: Rules, held) -> tuple:
-    """``(threshold, margin threshold, coverage, accuracy)`` on the held-out
-    rows ``held``."""
+def select_threshold(rules: Rules, held) -> tuple:
+    """``(threshold, margin threshold, coverage, accuracy)`` of the rule
+    ``low_confidence`` on the held-out rows ``held`` (a source of
+    :func:`held_out_rows`; their weights may be reweighted, as after a change
+    of the class proportions)."""
 
     def rows_of(part):
         proba, margin = split_rows(part.z)
@@ -232,14 +239,6 @@ def _threshold(rules: Rules, held) -> tuple:
     return threshold, -math.inf, float(accepted_weight / total), float(accuracy)
 
 
-def select_threshold(rules: Rules, held) -> tuple:
-    """``(threshold, margin threshold, coverage, accuracy)`` of the rule
-    ``low_confidence`` on the held-out rows ``held`` (a source of
-    :func:`held_out_rows`; their weights may be reweighted, as after a change
-    of the class proportions)."""
-    return _threshold(rules, held)
-
-
 def _reference(model_held) -> ConformalReference:
     """One model's conformal reference: its held-out nonconformity scores."""
 
@@ -256,7 +255,7 @@ def fit_flag(rules: Rules, held, per_model: list, novelty, score_columns: int):
     """The flag's fitted state from the held-out predictions ``held`` (as new
     predictions are made) and ``per_model`` (each model's own), sources of
     :func:`held_out_rows`."""
-    threshold, margin_threshold, coverage, accuracy = _threshold(rules, held)
+    threshold, margin_threshold, coverage, accuracy = select_threshold(rules, held)
     rules = rules._replace(threshold=threshold, margin_threshold=margin_threshold)
     references = [_reference(model_held) for model_held in per_model]
     summary = _summary(rules, per_model, references, novelty, score_columns)

@@ -21,15 +21,13 @@ from ._fitting import AffineFit, fit_affine, local_fit, offsets_screened_out
 from ._links import link_proba, top_two
 from ._objective import (
     Layout,
-    Problem,
     affine_scores,
     finite_bounds,
     matrix_scores,
-    objective,
     settled,
 )
 from ._optimise import damped_newton, gradient_tol, with_difference_hessian
-from ._refine import Refined, refine, refinement_layout
+from ._refine import Refined, map_objective, refine, refinement_layout
 from ._source import ArraySource, merge_ranges
 
 
@@ -310,15 +308,7 @@ def _refits(spec: MapSpec, fitted: MapFit):
 
     def refit(source, total):
         clip_range = clip_range_of(source) if layout.matrix else None
-        problem = Problem(
-            layout,
-            spec.link,
-            spec.multiclass,
-            unit,
-            total,
-            None if clip_range is None else clip_range / unit,
-        )
-        evaluate = objective(source, problem)
+        evaluate = map_objective(source, spec, layout, unit, total, clip_range)
         if layout.k > 2 and layout.size <= DIFFERENCE_NEWTON_MAX_PARAMETERS:
             newton = with_difference_hessian(evaluate, layout.bounds)
             fit = damped_newton(

@@ -98,20 +98,26 @@ def refinement_layout(spec, *, rows: float) -> Layout | None:
     )
 
 
-def refine(source, spec, layout: Layout, affine: AffineFit, clip_range):
-    """Minimise the data term plus the ridge within the box, from the affine
-    fit; ``clip_range`` is the matrix's, in the scores' units."""
-    unit = affine.unit
-    theta = layout.start(affine.theta[0], affine.intercept)
+def map_objective(source, spec, layout: Layout, unit: float, total: float, clip_range):
+    """The objective of a map of ``layout`` on ``source`` (of total weight
+    ``total``), on scores standardised by ``unit``; ``clip_range``, the
+    matrix's, in the scores' units (``None`` without a matrix)."""
     problem = Problem(
         layout,
         spec.link,
         spec.multiclass,
         unit,
-        spec.total,
+        total,
         None if clip_range is None else clip_range / unit,
     )
-    evaluate = objective(source, problem)
+    return objective(source, problem)
+
+
+def refine(source, spec, layout: Layout, affine: AffineFit, clip_range):
+    """Minimise the data term plus the ridge within the box, from the affine
+    fit; ``clip_range`` is the matrix's, in the scores' units."""
+    theta = layout.start(affine.theta[0], affine.intercept)
+    evaluate = map_objective(source, spec, layout, affine.unit, spec.total, clip_range)
     if _ceiling_held(evaluate, theta, layout):
         # the affine fit with the ceiling at ln(n - 1) is already the optimum
         return Refined(theta, layout, 0)

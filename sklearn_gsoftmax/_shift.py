@@ -197,10 +197,12 @@ def shift_report(
     frame.index.name = "check"
     # Bonferroni: the batch is called shifted when any check is, so each check
     # gets its share of alpha
-    frame["shifted"] = frame["p_value"] < alpha / (len(frame) + extra_checks)
+    each = alpha / (len(frame) + extra_checks)
+    frame["shifted"] = frame["p_value"] < each
     frame = frame[["observed", "expected", "p_value", "shifted", "test"]]
     frame.attrs["shifted"] = bool(frame["shifted"].any())
     frame.attrs["alpha"] = alpha
+    frame.attrs["alpha_each"] = each
     frame.attrs["n_samples"] = m
     return frame
 

@@ -170,16 +170,17 @@ class UncertaintyMixin(ClassMixMixin):
             # the per-model probabilities stay as fitted: the conformal rule
             # ranks them against the held-out scores, reweighted
             predictions = predictions._replace(proba=self._adapted(predictions.proba))
+        sets = None
+        if ratio is not None and "conformal" in self._uncertainty_rules:
+            sets = self._conformal_sets(predictions.per_model, self.conformal_alpha)
         masks = probability_masks(
             self._rules(adapted=adapted),
             predictions.proba,
             predictions.per_model,
             self._conformal_references,
             predictions.margin,
+            sets,
         )
-        if ratio is not None and "conformal" in masks:
-            sets = self._conformal_sets(predictions.per_model, self.conformal_alpha)
-            masks["conformal"] = sets.sum(axis=1) != 1
         novelty = None
         if "out_of_range" in self._uncertainty_rules:
             masks["out_of_range"] = predictions.out_of_range
