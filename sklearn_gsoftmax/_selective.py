@@ -106,14 +106,21 @@ def ranking_rows(confidence, correct, weights, margin=None) -> np.ndarray:
 
 
 def _histogram(rows: np.ndarray) -> np.ndarray:
-    """Per confidence bin: the weight, the correct weight and the count."""
+    """Per confidence bin: the weight, the correct weight, the count and the
+    wrong weight of the rows within ``_EDGE_PAD`` above the bin's lower edge
+    (a tie across that edge may leave them out of the bin below's
+    thresholds)."""
     bins = (rows[:, 0] * BINS).astype(np.intp)
     np.minimum(bins, BINS - 1, out=bins)
+    correct_weight = rows[:, 3] * rows[:, 1]
+    near_lower_edge = rows[:, 0] - bins / BINS <= _EDGE_PAD
+    wrong_near_edge = np.where(near_lower_edge, rows[:, 3] - correct_weight, 0.0)
     return np.vstack(
         [
             np.bincount(bins, weights=rows[:, 3], minlength=BINS),
-            np.bincount(bins, weights=rows[:, 3] * rows[:, 1], minlength=BINS),
+            np.bincount(bins, weights=correct_weight, minlength=BINS),
             np.bincount(bins, minlength=BINS),
+            np.bincount(bins, weights=wrong_near_edge, minlength=BINS),
         ]
     )
 
@@ -140,7 +147,7 @@ def select_threshold_on(source, target_accuracy, *, with_margin=True):
     only the rows of that bin (up to the ends of the runs of ties crossing its
     edges) are gathered and sorted, the next bin's where it does not hold it.
     """
-    bin_weight, bin_correct, bin_count = source.map_reduce(
+    bin_weight, bin_correct, bin_count, wrong_at_edge = source.map_reduce(
         lambda chunk: _histogram(chunk.z)
     )
     total = bin_weight.sum()
@@ -151,8 +158,13 @@ def select_threshold_on(source, target_accuracy, *, with_margin=True):
     # x <= min(y, bin_correct[j]) of it correct: its accuracy is at most
     # (correct_above + bin_correct) / (weight_above + bin_correct), since a
     # fraction <= 1 grows when the same amount is added above and below.
+    # Except where its tie group crosses the bin's upper edge: the margin cut
+    # may then leave out the group's wrong rows just above the edge, so those
+    # are taken as left out (a tie of 0.5 and the float below it, the wrong
+    # one above, was skipped and nothing reached the target).
+    left_out = np.append(wrong_at_edge[1:], 0.0)
     with np.errstate(invalid="ignore", divide="ignore"):
-        best = (correct_above + bin_correct) / (weight_above + bin_correct)
+        best = (correct_above + bin_correct) / (weight_above - left_out + bin_correct)
     # the slack only admits more bins to the exact check, against rounding
     # (a bin of zero-weight samples still holds thresholds, lower ones)
     candidates = np.flatnonzero(

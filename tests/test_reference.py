@@ -1107,15 +1107,12 @@ def test_reference_threshold_cuts_a_straddling_tie_by_margin():
     assert expected[:4] == (np.nextafter(0.5, 0.0), 1 / 6, 1.0, 1.0)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding of issue 25: the selection's first pass bounds each "
-    "confidence bin's accuracy by accepting every bin above it whole; a tie "
-    "group straddling a bin edge (0.5 and the float below it) whose margin "
-    "cut excludes the member above the edge is skipped, and no threshold "
-    "(inf: everything flagged) comes back where one reaches the target",
-)
 def test_threshold_where_a_tie_straddles_a_bin_edge():
+    """A finding of issue 25: the selection's first pass bounded each
+    confidence bin's accuracy by accepting every bin above it whole; a tie
+    group straddling a bin edge (0.5 and the float below it) whose margin cut
+    leaves out the member above the edge was skipped, and no threshold (inf:
+    everything flagged) came back where one reaches the target."""
     confidence, correct, weights, margin = _straddling_tie()
     got = package_select_threshold(confidence, correct, weights, 2 / 3, margin)
     expected = ref.auto_threshold(confidence, correct, weights, 2 / 3, margin)
