@@ -532,10 +532,10 @@ def test_multiclass_basins_4e6_apart():
     "params",
     [
         # full profile: a fold of 12 weighted rows of 3 classes (naive Bayes'
-        # scores) whose best map (scale 7.1, offsets 11.1 and 5.5: 0.5427)
-        # lies far from the flat model's offsets; the search ended at scale
-        # 0.41 with offsets near 20 (0.5788). Found from the point above the
-        # minimum of the line of zero offsets.
+        # scores) whose best map (scale 6.8 on standardised scores, offsets
+        # 11.1 and 5.5: 0.5427) lies far from the flat model's offsets; the
+        # search ended at scale 0.40 with offsets near 20 (0.5788). Found from
+        # the point above the minimum of the line of zero offsets.
         (3, 2, 12, True, "naive_bayes", "int", "integer", 574924),
         # default profile, drawn locally: a fold of 6 classes (a class
         # missing from its estimator) with basins 1e-4 apart (0.559319
