@@ -33,7 +33,6 @@ from ._shift import PART_MERGES, held_out_summary, shift_report, summary_parts
 from ._source import merge_dicts
 
 
-#: The verdicts of ``shift_report``, in ``report.attrs["verdict"]``.
 def _scaled(parts: dict, factor: float) -> dict:
     """Held-out summary parts (``_shift.summary_parts``) with every weight
     multiplied by ``factor`` (means unchanged)."""

@@ -23,7 +23,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._objective import Layout, Problem, finite_copy, margins, objective
+from ._objective import Layout, finite_copy, map_objective, margins
 from ._optimise import NEWTON_MAX_ITER, damped_newton, gradient_tol, lbfgs
 from ._search import (
     SEARCH_GRADIENT_TOL,
@@ -173,9 +173,7 @@ def fit_affine(source, spec, *, start: AffineFit | None = None) -> AffineFit:
     layout = Layout(spec.n_classes, fit_intercept=spec.fit_intercept, n=spec.n)
     unit = start.unit if start is not None else score_unit(source)
     tol = gradient_tol(spec.dtype)
-    full = objective(
-        source, Problem(layout, spec.link, spec.multiclass, unit, spec.total)
-    )
+    full = map_objective(source, spec, layout, unit, spec.total)
     if start is not None:
         warm = local_fit(full, start.theta, layout, tol)
         return _ended(warm, layout, unit)
@@ -197,11 +195,12 @@ def _fit_bounded(source, spec, layout, unit, full, tol) -> AffineFit:
     search); then the local fit on all rows from the best."""
     sampled = search_sample(source, spec.total, search_size(spec.n_classes))
     sample = sampled if sampled is not None else _in_memory(source, spec.total)
-    on_sample = objective(
-        sample, Problem(layout, spec.link, spec.multiclass, unit, 1.0)
-    )
+    on_sample = map_objective(sample, spec, layout, unit, 1.0)
     search_box = layout.bounds
-    if sampled is not None and sample.n_rows < SEARCH_ROWS_PER_CLASS * layout.k:
+    offsets_searched = not (
+        sampled is not None and sample.n_rows < SEARCH_ROWS_PER_CLASS * layout.k
+    )
+    if not offsets_searched:
         # Too few sampled rows per class to fit its offset (a class may have
         # none, and its offset would run to the box): the search fits the
         # scale with the offsets held at the flat model's on all rows; the
@@ -215,9 +214,8 @@ def _fit_bounded(source, spec, layout, unit, full, tol) -> AffineFit:
         )
 
     convex = local_fit(
-        objective(
-            _finite_scores(sample),
-            Problem(layout, "softmax", spec.multiclass, unit, 1.0),
+        map_objective(
+            _finite_scores(sample), spec._replace(link="softmax"), layout, unit, 1.0
         ),
         unit_scale_start(layout),
         layout,
@@ -226,13 +224,13 @@ def _fit_bounded(source, spec, layout, unit, full, tol) -> AffineFit:
     )
     start = search_fit(convex.theta)
     # the flat model (the optimum at scale 0) anchors the grid's offsets
-    if search_box is layout.bounds:
+    if offsets_searched:
         flat = search_fit(np.zeros(layout.size), [(0.0, 0.0)] + search_box[1:]).theta
     else:  # already fitted on all rows
         flat = np.concatenate([[0.0], flat_offsets])
     centre = median_margin(sample, unit) if layout.k == 2 else 0.0
     anchors = ()
-    if layout.k > 2 and layout.fit_intercept and search_box is layout.bounds:
+    if layout.k > 2 and layout.fit_intercept and offsets_searched:
         # logits' basins may lie apart in the offsets: the scales are also
         # profiled at the offsets of the fit from the convex start and at
         # zero offsets (a 48-row fit of 4 classes ended in a basin 4e-6
@@ -279,9 +277,7 @@ def offsets_screened_out(source, spec, plain: AffineFit, needed: float) -> bool:
     gains; on 1 000 classes of 10 rows, four reached 518 of 590 (999
     needed), in nine passes over the rows where that fit took 228."""
     layout = Layout(spec.n_classes, fit_intercept=True, n=spec.n)
-    evaluate = objective(
-        source, Problem(layout, spec.link, spec.multiclass, plain.unit, spec.total)
-    )
+    evaluate = map_objective(source, spec, layout, plain.unit, spec.total)
     low, high = np.array(layout.bounds).T
     theta = np.zeros(layout.size)
     theta[0] = plain.theta[0]
@@ -315,9 +311,7 @@ def _flat_offsets(source, spec, layout, unit, tol) -> np.ndarray:
     shares = source.map_reduce(class_weights, add) / spec.total
     one_per_class = ArraySource(np.zeros((k, k)), np.arange(k), shares)
     flat = local_fit(
-        objective(
-            one_per_class, Problem(layout, spec.link, spec.multiclass, unit, 1.0)
-        ),
+        map_objective(one_per_class, spec, layout, unit, 1.0),
         np.zeros(layout.size),
         layout,
         tol,

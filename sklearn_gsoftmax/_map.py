@@ -23,11 +23,12 @@ from ._objective import (
     Layout,
     affine_scores,
     finite_bounds,
+    map_objective,
     matrix_scores,
     settled,
 )
 from ._optimise import damped_newton, gradient_tol, with_difference_hessian
-from ._refine import Refined, map_objective, refine, refinement_layout
+from ._refine import Refined, refine, refinement_layout
 from ._source import ArraySource, merge_ranges
 
 

@@ -475,6 +475,24 @@ def _also_at_many(term):
     return evaluate
 
 
+def map_objective(
+    source, spec, layout: Layout, unit: float, total: float, clip_range=None
+):
+    """:func:`objective` of a map of ``layout`` under ``spec``'s link and
+    multiclass form on ``source`` (of total weight ``total``), on scores
+    standardised by ``unit``; ``clip_range``, the matrix's, in the scores'
+    units."""
+    problem = Problem(
+        layout,
+        spec.link,
+        spec.multiclass,
+        unit,
+        total,
+        None if clip_range is None else clip_range / unit,
+    )
+    return objective(source, problem)
+
+
 def objective(source, problem: Problem):
     """The penalised objective on all rows of ``source``: for binary margins
     ``evaluate(theta) -> (value, gradient, Hessian)``, for logits

@@ -35,7 +35,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ._fitting import AffineFit, local_fit
-from ._objective import MIN_CEILING, Layout, Problem, objective
+from ._objective import MIN_CEILING, Layout, map_objective
 from ._optimise import ACCEPTABLE_GRADIENT, gradient_tol, not_converged
 
 #: The ``"auto"`` refinements need at least this many samples (the sum of the
@@ -96,21 +96,6 @@ def refinement_layout(spec, *, rows: float) -> Layout | None:
         n=n,
         penalty=spec.matrix_penalty,
     )
-
-
-def map_objective(source, spec, layout: Layout, unit: float, total: float, clip_range):
-    """The objective of a map of ``layout`` on ``source`` (of total weight
-    ``total``), on scores standardised by ``unit``; ``clip_range``, the
-    matrix's, in the scores' units (``None`` without a matrix)."""
-    problem = Problem(
-        layout,
-        spec.link,
-        spec.multiclass,
-        unit,
-        total,
-        None if clip_range is None else clip_range / unit,
-    )
-    return objective(source, problem)
 
 
 def refine(source, spec, layout: Layout, affine: AffineFit, clip_range):

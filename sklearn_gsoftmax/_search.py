@@ -163,7 +163,7 @@ def grid_around(
         line = np.tile(anchor, (len(scales), 1))
         line[:, 0] = scales
         lines.append(line)
-    return np.concatenate(lines), len(lines) - 1 + len(shifts)
+    return np.concatenate(lines), len(shifts) + len(anchors)
 
 
 def median_margin(sample: ArraySource, unit: float) -> float:
