@@ -93,6 +93,8 @@ LIBRARY_VARIANTS = {
     },
     "library: affine + fitted ceiling": {"score_map": "affine"},
     "library: matrix, no fitted ceiling": {"fit_ceiling": False},
+    "library: offsets always": {"fit_intercept": True},
+    "library: scale alone": {"fit_intercept": False},
 }
 
 

@@ -11,7 +11,9 @@ So the bounded fits profile the loss over a coarse, logarithmic grid of scales
 the second basin are, and evenly spaced others), vectorised, one evaluation of
 the whole grid, along a few lines of fixed offsets (the flat model's; for
 binary margins shifted ones too, for logits those of the fit from the convex
-start and zero: their basins may lie apart in the offsets); local
+start and zero: their basins may lie apart in the offsets; where scores are
+infinite, the flat model's just above scale 0, where they sit at the link's
+bounds instead of at 0); local
 optimisations on the subsample run from the lowest few local minima of the
 profile (and from the convex softmax fit), and the best end point is refined
 on all rows. An independent check then compares the result with the grid. A

@@ -328,8 +328,9 @@ class AffineFit:
 def robust_unit(z, weights=None) -> float:
     """The robust scale the package documents standardising scores by
     (docs/math.rst): the mean absolute deviation from the median after
-    clipping to the 5th-95th percentiles; for score columns the larger of
-    that of the scores and of the scores centred on their row's mean."""
+    clipping to the 5th-95th percentiles and to 10 interquartile ranges
+    beyond the quartiles; for score columns the larger of that of the scores
+    and of the scores centred on their row's mean."""
     z = np.asarray(z, dtype=np.float64)
     rows = z.reshape(len(z), -1)
     weights = np.ones(len(z)) if weights is None else np.asarray(weights, float)
@@ -352,6 +353,10 @@ def robust_unit(z, weights=None) -> float:
             return v[order][min(np.searchsorted(cumulative, level), len(v) - 1)]
 
         low, median, high = quantile(0.05), quantile(0.5), quantile(0.95)
+        reach = 10 * (quantile(0.75) - quantile(0.25))
+        if reach > 0:
+            low = max(low, quantile(0.25) - reach)
+            high = min(high, quantile(0.75) + reach)
         units.append(float(np.dot(w, np.abs(np.clip(v, low, high) - median)) / w.sum()))
     positive = [u for u in units if u > 0]
     return max(positive) if positive else 1.0
