@@ -261,9 +261,13 @@ def _fit_bounded(source, spec, layout, unit, full, tol) -> AffineFit:
         # worse, a 12-row fit of 3 classes in one 0.036 worse, on the flat
         # model's line alone)
         anchors = (start.theta, np.zeros(layout.size))
-    if layout.fit_intercept and offsets_searched and _has_infinite(sample):
-        anchors += (_flat_above_zero(search_fit, flat, search_box),)
-    grid, lines = grid_around(flat, layout.k == 2, layout.bounds[-1], centre, anchors)
+    flat_above = None
+    if layout.k > 2 and layout.fit_intercept and offsets_searched:
+        if _has_infinite(sample):
+            flat_above = _flat_above_zero(search_fit, flat, search_box)
+    grid, lines = grid_around(
+        flat, layout.k == 2, layout.bounds[-1], centre, anchors, flat_above
+    )
     values = profile(sample, layout, spec.link, spec.multiclass, unit)(grid)
     best = global_fit(
         grid,
@@ -354,11 +358,12 @@ def _flat_above_zero(search_fit, flat: np.ndarray, search_box: list) -> np.ndarr
     """The flat model just above scale 0: the offsets fitted at the grid's
     smallest scale, where infinite scores are still at the link's bounds
     (at scale 0 they are 0, and the flat model's offsets are those of a
-    different model). A line at these offsets profiles the scales near the
-    basin that infinite scores make: a nearest-neighbours model's
-    log-probabilities on wine, 47 % of them ``-inf``, had their best fit at
-    offsets (-1.11, -0.96), a loss of 0.8101, while the flat model's were
-    (0.19, -0.24) and the search ended at 0.8206, silently."""
+    different model). The search's first line takes these offsets at its
+    positive scales, near the basin that infinite scores make: a
+    nearest-neighbours model's log-probabilities on wine, 47 % of them
+    ``-inf``, had their best fit at offsets (-1.11, -0.96), a loss of 0.8101,
+    while the flat model's were (0.19, -0.24) and the search ended at 0.8206,
+    silently."""
     smallest = float(SEARCH_SCALES[0])
     start = np.concatenate([[smallest], flat[1:]])
     return search_fit(start, [(smallest, smallest)] + search_box[1:]).theta

@@ -11,9 +11,10 @@ So the bounded fits profile the loss over a coarse, logarithmic grid of scales
 the second basin are, and evenly spaced others), vectorised, one evaluation of
 the whole grid, along a few lines of fixed offsets (the flat model's; for
 binary margins shifted ones too, for logits those of the fit from the convex
-start and zero: their basins may lie apart in the offsets; where scores are
-infinite, the flat model's just above scale 0, where they sit at the link's
-bounds instead of at 0); local
+start and zero: their basins may lie apart in the offsets; where logits are
+infinite, the first line's positive scales take the flat model's offsets
+just above scale 0, where those logits sit at the link's bounds instead of
+at 0); local
 optimisations on the subsample run from the lowest few local minima of the
 profile (and from the convex softmax fit), and the best end point is refined
 on all rows. An independent check then compares the result with the grid. A
@@ -140,11 +141,13 @@ def grid_around(
     offset_bounds,
     centre: float = 0.0,
     anchors: tuple = (),
+    flat_above: np.ndarray | None = None,
 ) -> tuple:
     """The grid of the search: the scales of :func:`scale_grid` at the flat
-    model's offsets (``flat``, the optimum at scale 0), for binary scores
-    also at other offsets, and for logits at the offsets of each parameter
-    vector of ``anchors``. Returns the grid and its number of lines.
+    model's offsets (``flat``, the optimum at scale 0; at the positive
+    scales those of ``flat_above`` where given), for binary scores also at
+    other offsets, and for logits at the offsets of each parameter vector of
+    ``anchors``. Returns the grid and its number of lines.
 
     A binary line turns about ``centre`` (the subsample's median standardised
     margin), not about a margin of 0: at scale ``a`` its offset is
@@ -157,6 +160,9 @@ def grid_around(
     shifts = OFFSET_SHIFTS if len(flat) == 2 else (0.0,)
     grid = np.tile(flat, (len(shifts) * len(scales), 1))
     grid[:, 0] = np.tile(scales, len(shifts))
+    if flat_above is not None:
+        first_line = grid[: len(scales)]
+        first_line[scales > 0, 1:] = flat_above[1:]
     if len(flat) == 2:
         grid[:, 1] += np.repeat(shifts, len(scales)) - grid[:, 0] * centre
         np.clip(grid[:, 1], *offset_bounds, out=grid[:, 1])

@@ -561,8 +561,8 @@ def test_infinite_scores_basin_near_scale_zero_is_found():
     at the link's bounds: the best fit (offsets -1.11 and -0.96, a loss of
     0.8101) lay off every line of the search, which started from the flat
     model's offsets (0.19, -0.24) at scale 0, and the fit ended at 0.8206,
-    silently. The search now also profiles the scales at the flat model's
-    offsets just above scale 0."""
+    silently. The search's first line now takes the flat model's offsets
+    just above scale 0 at its positive scales."""
     problem = model_score_problem("nearest_neighbours", 1, "gaussian")
     assert np.isinf(problem.z).mean() > 0.4
     check_calibrator_reaches_the_maximum_likelihood(problem, 0)
