@@ -253,7 +253,7 @@ def _fit_bounded(source, spec, layout, unit, full, tol) -> AffineFit:
     else:  # already fitted on all rows
         flat = np.concatenate([[0.0], flat_offsets])
     centre = median_margin(sample, unit) if layout.k == 2 else 0.0
-    anchors = ()
+    anchors, flat_above = (), None
     if layout.k > 2 and layout.fit_intercept and offsets_searched:
         # logits' basins may lie apart in the offsets: the scales are also
         # profiled at the offsets of the fit from the convex start and at
@@ -261,9 +261,7 @@ def _fit_bounded(source, spec, layout, unit, full, tol) -> AffineFit:
         # worse, a 12-row fit of 3 classes in one 0.036 worse, on the flat
         # model's line alone)
         anchors = (start.theta, np.zeros(layout.size))
-    flat_above = None
-    if layout.k > 2 and layout.fit_intercept and offsets_searched:
-        if _has_infinite(sample):
+        if not np.isfinite(sample.chunk.z).all():
             flat_above = _flat_above_zero(search_fit, flat, search_box)
     grid, lines = grid_around(
         flat, layout.k == 2, layout.bounds[-1], centre, anchors, flat_above
@@ -348,10 +346,6 @@ def _flat_offsets(source, spec, layout, unit, tol) -> np.ndarray:
         [(0.0, 0.0)] + layout.bounds[1:],
     )
     return flat.theta[layout.offsets]
-
-
-def _has_infinite(sample: ArraySource) -> bool:
-    return not np.isfinite(sample.chunk.z).all()
 
 
 def _flat_above_zero(search_fit, flat: np.ndarray, search_box: list) -> np.ndarray:
