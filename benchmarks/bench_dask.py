@@ -7,7 +7,9 @@ in-memory calibrator on a tenth as many rows, and prints side by side:
 * the time per row of the Dask fit (and of predict_proba, computed and
   summed on the cluster) over the in-memory one's (target: within 2x);
 * the driver process's peak memory growth during the Dask fit over the data
-  size (target: under 10 %).
+  size (target: under 10 %);
+* the passes over the data of the Dask fit, each one round trip to the
+  cluster, by kind (with the flag off and with the default rules).
 
 The issue's size is ``--rows 100000000`` (10^8 scores, 1.6 GB with labels);
 on a small shared machine pass fewer.
@@ -21,6 +23,8 @@ import argparse
 import resource
 import time
 import tracemalloc
+from collections import Counter
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -45,6 +49,31 @@ def _dask_data(rows: int, chunk: int):
         [da.from_delayed(p[1], (s,), np.int8) for p, s in zip(parts, sizes)]
     )
     return scores.persist(), labels.persist()
+
+
+@contextmanager
+def counted_passes():
+    """Count the Dask source's passes over the data (each one computation on
+    the cluster), by the function each pass maps over the chunks."""
+    from sklearn_gsoftmax._dask import DaskSource
+
+    counts: Counter = Counter()
+    original = DaskSource.map_reduce
+
+    def counting(self, fn, *args, **kwargs):
+        name = getattr(fn, "__qualname__", repr(fn))
+        counts[name.replace(".<locals>", "").replace(".<lambda>", "")] += 1
+        return original(self, fn, *args, **kwargs)
+
+    DaskSource.map_reduce = counting
+    try:
+        yield counts
+    finally:
+        DaskSource.map_reduce = original
+
+
+def _by_kind(counts: Counter) -> str:
+    return ", ".join(f"{count} {name}" for name, count in counts.most_common())
 
 
 def main(argv=None) -> int:
@@ -83,10 +112,15 @@ def main(argv=None) -> int:
         data_bytes = args.rows * (8 + 1)
         tracemalloc.start()
         start = time.perf_counter()
-        on_dask = GaussianSoftmaxCalibrator(uncertainty_rules=()).fit(scores, labels)
+        with counted_passes() as passes:
+            on_dask = GaussianSoftmaxCalibrator(uncertainty_rules=()).fit(
+                scores, labels
+            )
         dask_fit = (time.perf_counter() - start) / args.rows
         driver_peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
+        with counted_passes() as default_passes:
+            GaussianSoftmaxCalibrator().fit(scores, labels)
         start = time.perf_counter()
         dask.compute(on_dask.predict_proba(scores)[:, 1].sum())
         dask_predict = (time.perf_counter() - start) / args.rows
@@ -109,6 +143,11 @@ def main(argv=None) -> int:
         "target < 10 %); process max RSS "
         f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3:.0f} MB"
     )
+    for title, counted in (("rules=()", passes), ("default rules", default_passes)):
+        print(
+            f"passes over the data (round trips to the cluster) of the fit with "
+            f"{title}: {sum(counted.values())} ({_by_kind(counted)})"
+        )
     print(
         f"scale: dask {on_dask.scale_:.9f}  memory {in_memory.scale_:.9f} "
         "(different data)"

@@ -500,7 +500,7 @@ class GaussianSoftmaxClassifier(
         "n_samples_",
         "calibrated_classifiers_",
         "uncertainty_threshold_",
-        "conformity_scores_",
+        "_conformal_references",
     )
 
     def __init__(

@@ -94,14 +94,25 @@ class UncertaintyMixin(ClassMixMixin):
         self.coverage_ = fitted.coverage
         self.accepted_accuracy_ = fitted.accuracy
         self._conformal_references = fitted.references
-        self.conformity_scores_ = np.concatenate(
-            [reference.scores for reference in fitted.references]
-        )
         self._novelty = novelty
         self._held_out_summary = fitted.summary
         self._flag_warning_given = False
         self._prior_state = summarise_priors(held, per_model, len(self.classes_))
         self.training_priors_ = self._prior_state["implied"].copy()
+
+    @property
+    def conformity_scores_(self) -> np.ndarray:
+        """The held-out nonconformity scores, each model's part sorted (see
+        the estimators' Attributes): read from the conformal references when
+        asked for, so that a fit whose model never ranks against them does
+        not sort them (on 10^6 scores the sort costs a tenth of the
+        calibrator's fit)."""
+        references = self.__dict__.get("_conformal_references")
+        if references is None:
+            raise AttributeError(
+                f"'{type(self).__name__}' object has no attribute 'conformity_scores_'"
+            )
+        return np.concatenate([reference.scores for reference in references])
 
     def _rules(self, threshold=None, *, adapted=True) -> Rules:
         """The flag's parameters and fitted thresholds (those of fit with

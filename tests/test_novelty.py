@@ -227,6 +227,33 @@ def test_default_detector_is_the_mean_distance_to_the_nearest_references(
     np.testing.assert_allclose(detector.score_samples(new), -distances, rtol=1e-9)
 
 
+@pytest.mark.parametrize("layout", ["contiguous", "interleaved"])
+@pytest.mark.parametrize("n_neighbors", [1, 3, 7])
+def test_brute_force_detector_is_the_mean_distance_to_the_nearest(n_neighbors, layout):
+    """Beyond the k-d tree's 16 features: the mean distance to the nearest
+    references, against a full sort of every distance. The references lie in
+    clusters, stored one after another (a query's nearest bunch in one block
+    of the search's columns) or interleaved (they spread over every block:
+    a bound of the k-th distance from fewer blocks than neighbours misses
+    some); rows copied and rounded tie."""
+    rng = np.random.default_rng(n_neighbors)
+    centres = rng.normal(size=(8, 20)) * 10.0
+    members = (
+        np.repeat(np.arange(8), 60) if layout == "contiguous" else np.arange(480) % 8
+    )
+    X_train = np.round(centres[members] + rng.normal(size=(480, 20)))
+    detector = KNeighborsNovelty(n_neighbors=n_neighbors).fit(X_train)
+    X_new = np.vstack([X_train[::37], centres + rng.normal(size=(8, 20)) * 0.1])
+    standardised = (X_new - detector.center_) / detector.scale_
+    distances = np.sqrt(
+        ((standardised[:, None, :] - detector.reference_[None]) ** 2).sum(axis=-1)
+    )
+    expected = np.sort(distances, axis=1)[:, :n_neighbors].mean(axis=1)
+    np.testing.assert_allclose(
+        detector.score_samples(X_new), -expected, rtol=1e-13, atol=1e-13
+    )
+
+
 def test_default_detector_handles_sparse_and_nan_features():
     from scipy.sparse import random as sparse_random
 

@@ -145,7 +145,6 @@ def test_calibrator_from_before_the_uncertain_flag():
         "uncertainty_threshold_",
         "coverage_",
         "accepted_accuracy_",
-        "conformity_scores_",
         "_uncertainty_rules",
         "_conformal_references",
         "_gsoftmax_version",

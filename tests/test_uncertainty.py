@@ -1,5 +1,6 @@
 """The uncertain flag: rules, the automatic threshold, conformal sets, the frame."""
 
+import pickle
 import warnings
 
 import numpy as np
@@ -142,6 +143,30 @@ def test_auto_threshold_reaches_target_on_held_out_predictions(ensemble):
     np.testing.assert_array_equal(
         model.predict_uncertain(X), proba.max(axis=1) < model.uncertainty_threshold_
     )
+
+
+@pytest.mark.parametrize("kind", ["calibrator", "classifier"])
+def test_conformal_references_are_sorted_only_when_used(rng, kind):
+    """A fit leaves the conformal references unsorted (the sort of 10^6
+    scores is a tenth of a calibrator's fit, and the default rules never
+    rank against them); ``conformity_scores_`` and ``predict_set`` sort
+    them, each model's part in order, and a saved model keeps them."""
+    z, y = _model_data(rng, 600)
+    model = (
+        GaussianSoftmaxCalibrator()
+        if kind == "calibrator"
+        else GaussianSoftmaxClassifier(LogisticRegression(), cv=3)
+    ).fit(z, y)
+    references = model._conformal_references
+    assert all("_index" not in reference.__dict__ for reference in references)
+    restored = pickle.loads(pickle.dumps(model))
+    scores = model.conformity_scores_
+    parts = np.split(scores, np.cumsum([len(r.scores) for r in references])[:-1])
+    assert all((np.diff(part) >= 0).all() for part in parts)
+    assert scores.size == sum(len(r.scores) for r in references) > 0
+    np.testing.assert_array_equal(restored.conformity_scores_, scores)
+    np.testing.assert_array_equal(restored.predict_set(z), model.predict_set(z))
+    assert not hasattr(type(model)(), "conformity_scores_")
 
 
 def test_fixed_threshold(rng):
