@@ -465,11 +465,11 @@ def data_term(problem: Problem):
 
 def _also_at_many(term):
     """``term`` (a chunk's data term), which with ``many=True`` takes a list
-    of parameter vectors and gives their values only."""
+    of parameter vectors and gives their outputs stacked."""
 
     def evaluate(theta, many=False):
         if many:
-            return np.array([term(one)[0] for one in theta])
+            return np.stack([term(one) for one in theta])
         return term(theta)
 
     return evaluate
@@ -499,17 +499,23 @@ def objective(source, problem: Problem):
     ``evaluate(theta) -> (value, gradient)``. Each call is one pass over the
     rows (on a cluster, one round trip); the penalty is added once.
     ``evaluate.values(thetas)`` gives the values at several parameter vectors
-    in one pass, and for logits ``evaluate.curvature(theta)`` the estimated
-    diagonal of the Hessian."""
+    in one pass (and keeps their gradients: the next call at one of them
+    reads them instead of passing over the rows again), and for logits
+    ``evaluate.curvature(theta)`` the estimated diagonal of the Hessian."""
     layout = problem.layout
     size = layout.size
     make = data_term(problem)
     evaluate_data = source.evaluator(lambda chunk: _also_at_many(make(chunk)), add)
     binary = layout.k == 2
+    # the data term's outputs at the points of the last call of values(),
+    # by the bytes of the parameters: a final fit starts at one of them
+    kept = {}
 
     def evaluate(theta):
         theta = np.asarray(theta, dtype=float)
-        out = evaluate_data(theta)
+        out = kept.pop(theta.tobytes(), None)
+        if out is None:
+            out = evaluate_data(theta)
         penalty, penalty_grad, penalty_hess = layout.penalty_value_grad_hess(theta)
         value = float(out[0]) + penalty
         grad = out[1 : 1 + size] + penalty_grad
@@ -523,9 +529,11 @@ def objective(source, problem: Problem):
         over the rows (on a cluster, one round trip instead of one each)."""
         thetas = [np.asarray(theta, dtype=float) for theta in thetas]
         data = evaluate_data(thetas, True)
+        kept.clear()
+        kept.update((theta.tobytes(), out) for theta, out in zip(thetas, data))
         return [
-            float(value) + layout.penalty_value_grad_hess(theta)[0]
-            for value, theta in zip(data, thetas)
+            float(out[0]) + layout.penalty_value_grad_hess(theta)[0]
+            for out, theta in zip(data, thetas)
         ]
 
     evaluate.values = values

@@ -22,7 +22,7 @@ from sklearn_gsoftmax import (
 )
 from sklearn_gsoftmax._map import MapSpec
 from sklearn_gsoftmax._objective import Layout, Problem, objective
-from sklearn_gsoftmax._source import ArraySource, QuantileSummary
+from sklearn_gsoftmax._source import ArraySource, QuantileSummary, add
 
 
 def _logits(m, k, seed):
@@ -63,6 +63,44 @@ def _assert_stationary(model, z, y):
     grad_offsets = g.sum(axis=0)[1:] / len(z)
     assert abs(grad_scale) < 1e-4
     assert np.abs(grad_offsets).max() < 1e-4
+
+
+@pytest.mark.parametrize("k", [2, 4])
+def test_final_fit_reads_the_values_pass(k):
+    """``evaluate.values`` keeps the data term at its points: the next
+    evaluation at one of them (where the final fit starts) reads it instead
+    of passing over the rows again, gives what a pass gives, and reads it
+    once only."""
+    rng = np.random.default_rng(k)
+    z = rng.normal(size=500) if k == 2 else rng.normal(size=(500, k))
+    y = rng.integers(0, k, 500)
+    passes = []
+
+    class CountingSource(ArraySource):
+        def evaluator(self, make, merge=add):
+            inner = super().evaluator(make, merge)
+
+            def evaluate(*args):
+                passes.append(args)
+                return inner(*args)
+
+            return evaluate
+
+    layout = Layout(k, fit_intercept=True, n=500)
+    problem = Problem(layout, "gaussian", "vs_top", 1.0, 500.0)
+    evaluate = objective(CountingSource(z, y), problem)
+    plain = objective(ArraySource(z, y), problem)
+    points = [np.zeros(layout.size), np.full(layout.size, 0.5)]
+    points[0][0], points[1][0] = 1.0, 2.0
+    values = evaluate.values(points)
+    for point, value in zip(points[::-1], values[::-1]):
+        kept = evaluate(point)
+        assert len(passes) == 1
+        assert kept[0] == value
+        for ours, fresh in zip(kept, plain(point)):
+            np.testing.assert_array_equal(ours, fresh)
+    evaluate(points[0])
+    assert len(passes) == 2
 
 
 def test_many_classes_reach_the_optimum_in_few_passes(monkeypatch):
