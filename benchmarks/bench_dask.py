@@ -20,10 +20,10 @@ on a small shared machine pass fewer.
 from __future__ import annotations
 
 import argparse
+import importlib
 import resource
 import time
 import tracemalloc
-from collections import Counter
 from contextlib import contextmanager
 
 import numpy as np
@@ -53,27 +53,36 @@ def _dask_data(rows: int, chunk: int):
 
 @contextmanager
 def counted_passes():
-    """Count the Dask source's passes over the data (each one computation on
-    the cluster), by the function each pass maps over the chunks."""
+    """Count and time the Dask source's passes over the data (each one
+    computation on the cluster), by the function each pass maps over the
+    chunks: ``{name: [passes, seconds]}``."""
     from sklearn_gsoftmax._dask import DaskSource
 
-    counts: Counter = Counter()
+    passes: dict = {}
     original = DaskSource.map_reduce
 
     def counting(self, fn, *args, **kwargs):
         name = getattr(fn, "__qualname__", repr(fn))
-        counts[name.replace(".<locals>", "").replace(".<lambda>", "")] += 1
-        return original(self, fn, *args, **kwargs)
+        name = name.replace(".<locals>", "").replace(".<lambda>", "")
+        start = time.perf_counter()
+        result = original(self, fn, *args, **kwargs)
+        count_seconds = passes.setdefault(name, [0, 0.0])
+        count_seconds[0] += 1
+        count_seconds[1] += time.perf_counter() - start
+        return result
 
     DaskSource.map_reduce = counting
     try:
-        yield counts
+        yield passes
     finally:
         DaskSource.map_reduce = original
 
 
-def _by_kind(counts: Counter) -> str:
-    return ", ".join(f"{count} {name}" for name, count in counts.most_common())
+def _by_kind(passes: dict) -> str:
+    return ", ".join(
+        f"{count} {name} {seconds:.2f} s"
+        for name, (count, seconds) in sorted(passes.items(), key=lambda x: -x[1][1])
+    )
 
 
 def main(argv=None) -> int:
@@ -105,10 +114,13 @@ def main(argv=None) -> int:
             processes=True,
             dashboard_address=None,
         ) as cluster,
-        Client(cluster),
+        Client(cluster) as client,
     ):
         scores, labels = _dask_data(args.rows, args.chunk)
         wait([scores, labels])
+        # the workers' first import of the library and of scipy (seconds, once
+        # per worker process) is not the fit's cost per row
+        client.run(importlib.import_module, "sklearn_gsoftmax")
         data_bytes = args.rows * (8 + 1)
         tracemalloc.start()
         start = time.perf_counter()
@@ -146,7 +158,8 @@ def main(argv=None) -> int:
     for title, counted in (("rules=()", passes), ("default rules", default_passes)):
         print(
             f"passes over the data (round trips to the cluster) of the fit with "
-            f"{title}: {sum(counted.values())} ({_by_kind(counted)})"
+            f"{title}: {sum(count for count, _ in counted.values())} "
+            f"({_by_kind(counted)})"
         )
     print(
         f"scale: dask {on_dask.scale_:.9f}  memory {in_memory.scale_:.9f} "

@@ -50,6 +50,7 @@ from ._source import (
     QuantileSummary,
     by_blocks,
     merge_dicts,
+    one_pass_each,
     row_blocks,
 )
 from ._ties import TIE_RTOL, below, first_index_of_max
@@ -127,6 +128,7 @@ class FlagFit(NamedTuple):
     accuracy: float
     references: list
     summary: dict
+    alongside: list
 
 
 def held_out_rows(proba, margin, y_index, weights) -> ArraySource:
@@ -251,21 +253,42 @@ def _reference(model_held) -> ConformalReference:
     return ConformalReference(*summary.points())
 
 
-def fit_flag(rules: Rules, held, per_model: list, novelty, score_columns: int):
+def fit_flag(
+    rules: Rules,
+    held,
+    per_model: list,
+    novelty,
+    score_columns: int,
+    alongside: list = (),
+):
     """The flag's fitted state from the held-out predictions ``held`` (as new
     predictions are made) and ``per_model`` (each model's own), sources of
-    :func:`held_out_rows`."""
+    :func:`held_out_rows`. ``alongside``: more ``(source, fn, merge)``
+    statistics of these sources, computed in the summary's passes (one per
+    source, see ``_source.one_pass_each``); their results come back in
+    ``FlagFit.alongside``."""
     threshold, margin_threshold, coverage, accuracy = select_threshold(rules, held)
     rules = rules._replace(threshold=threshold, margin_threshold=margin_threshold)
     references = [_reference(model_held) for model_held in per_model]
-    summary = _summary(rules, per_model, references, novelty, score_columns)
-    return FlagFit(threshold, margin_threshold, coverage, accuracy, references, summary)
+    requests = _summary_requests(rules, per_model, references)
+    results = one_pass_each(requests + list(alongside))
+    summary = _summary(
+        rules, results[: len(requests)], references, novelty, score_columns
+    )
+    return FlagFit(
+        threshold,
+        margin_threshold,
+        coverage,
+        accuracy,
+        references,
+        summary,
+        results[len(requests) :],
+    )
 
 
-def _summary(rules: Rules, per_model, references, novelty, score_columns) -> dict:
-    """What ``shift_report`` expects of a batch whose samples are each
-    predicted by one model: the flag rates, confidence, loss and accuracies of
-    each model's own held-out predictions, pooled."""
+def _summary_requests(rules: Rules, per_model, references) -> list:
+    """The ``(source, fn, merge)`` statistics of each model's own held-out
+    predictions that :func:`_summary` pools."""
 
     def summarise(chunk, reference):
         proba, margin = split_rows(chunk.z)
@@ -275,15 +298,27 @@ def _summary(rules: Rules, per_model, references, novelty, score_columns) -> dic
         return summary_parts(batch, chunk.w)
 
     merge = merge_dicts(PART_MERGES)
-    parts = None
-    for model_held, reference in zip(per_model, references):
-        part = model_held.map_reduce(
+    return [
+        (
+            model_held,
             by_blocks(
                 lambda chunk, reference=reference: summarise(chunk, reference), merge
             ),
             merge,
         )
-        parts = part if parts is None else merge(parts, part)
+        for model_held, reference in zip(per_model, references)
+    ]
+
+
+def _summary(rules: Rules, model_parts, references, novelty, score_columns) -> dict:
+    """What ``shift_report`` expects of a batch whose samples are each
+    predicted by one model: the flag rates, confidence, loss and accuracies of
+    each model's own held-out predictions (``model_parts``, the results of
+    :func:`_summary_requests`), pooled."""
+    merge = merge_dicts(PART_MERGES)
+    parts = model_parts[0]
+    for part in model_parts[1:]:
+        parts = merge(parts, part)
     rates = {
         rule: parts["flagged"][rule] / parts["weight"] for rule in parts["flagged"]
     }

@@ -23,7 +23,8 @@ arithmetic, numpy only:
 * :func:`weighted_conformal_sets`: conformal sets under label shift, the
   held-out scores weighted by ``q / pi`` of their class (Podkopaev and Ramdas
   2021);
-* :func:`summarise_priors`: what fit stores for all this.
+* :func:`prior_requests` and :func:`prior_state`: what fit stores for all
+  this.
 
 References
 ----------
@@ -439,30 +440,37 @@ def _rows_up_to(cap: int):
     return (lambda chunk: _gather_rows(chunk, cap)), _merge_rows(cap)
 
 
-def summarise_priors(held, per_model: list, n_classes: int) -> dict:
-    """What adaptation needs of the held-out predictions of fit (sources of
-    ``_flag.held_out_rows``: ``held`` as new predictions are made,
-    ``per_model`` each model's own): the implied proportions, the training
-    class frequencies, the covariance of the probabilities, the held-out
-    weight, up to :data:`ROW_CAP` rows (as made, and each model's) and each
-    model's conformal references per class. One pass over ``held`` and one
-    over each model's rows."""
+def prior_requests(held, per_model: list, n_classes: int) -> list:
+    """The statistics that adaptation needs of the held-out predictions of fit
+    (sources of ``_flag.held_out_rows``: ``held`` as new predictions are
+    made, ``per_model`` each model's own), as ``(source, fn, merge)``
+    requests (see ``_source.one_pass_each``): the moments of ``held`` and up
+    to :data:`ROW_CAP` of its rows; up to a share of them of each model's
+    rows and its nonconformity scores per class. :func:`prior_state` makes
+    the fitted state of their results."""
     moments_part = (
         by_blocks(lambda chunk: _moments(chunk, n_classes), _add_moments),
         _add_moments,
     )
-    (weight, total, squares, counts), rows = held.map_reduce(
-        *jointly(moments_part, _rows_up_to(ROW_CAP))
-    )
-    implied = total / weight
-    covariance = squares / weight - np.outer(implied, implied)
     per_model_cap = max(ROW_CAP // len(per_model), 1)
-    model_parts = [
-        model_held.map_reduce(
-            *jointly(_rows_up_to(per_model_cap), _class_summaries(n_classes))
+    return [(held, *jointly(moments_part, _rows_up_to(ROW_CAP)))] + [
+        (
+            model_held,
+            *jointly(_rows_up_to(per_model_cap), _class_summaries(n_classes)),
         )
         for model_held in per_model
     ]
+
+
+def prior_state(results: list) -> dict:
+    """What fit stores for adaptation, from the results of
+    :func:`prior_requests`: the implied proportions, the training class
+    frequencies, the covariance of the probabilities, the held-out weight,
+    rows (as made, and each model's) and each model's conformal references
+    per class."""
+    ((weight, total, squares, counts), rows), *model_parts = results
+    implied = total / weight
+    covariance = squares / weight - np.outer(implied, implied)
     return {
         "implied": implied,
         "frequencies": counts / counts.sum(),

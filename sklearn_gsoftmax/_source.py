@@ -156,6 +156,21 @@ def jointly(*parts):
     return fn, merge
 
 
+def one_pass_each(requests: list) -> list:
+    """The results of ``requests``, ``(source, fn, merge)`` triples, with one
+    pass over each distinct source: its requests computed :func:`jointly`. On
+    a cluster, one round trip per source instead of one per statistic."""
+    by_source: dict = {}
+    for index, (source, _, _) in enumerate(requests):
+        by_source.setdefault(id(source), (source, []))[1].append(index)
+    results = [None] * len(requests)
+    for source, indices in by_source.values():
+        fn, merge = jointly(*(requests[index][1:] for index in indices))
+        for index, result in zip(indices, source.map_reduce(fn, merge)):
+            results[index] = result
+    return results
+
+
 def by_blocks(fn, merge=add):
     """``fn`` of a chunk computed on its row blocks of at most
     ``BLOCK_ENTRIES`` scores and merged: the same sums for a statistic whose

@@ -36,7 +36,7 @@ from ._flag import (
 from ._labeling import select_diverse
 from ._links import top_probability
 from ._novelty import missing_counts
-from ._priors import summarise_priors
+from ._priors import prior_requests, prior_state
 from ._shift import MIN_BATCH, shift_report
 from ._source import lazily
 from ._ties import at_most, first_index_of_max
@@ -88,6 +88,8 @@ class UncertaintyMixin(ClassMixMixin):
             per_model,
             novelty,
             self._score_columns(),
+            # in the flag's passes: on a cluster, round trips saved
+            alongside=prior_requests(held, per_model, len(self.classes_)),
         )
         self.uncertainty_threshold_ = fitted.threshold
         self.uncertainty_margin_threshold_ = fitted.margin_threshold
@@ -97,7 +99,7 @@ class UncertaintyMixin(ClassMixMixin):
         self._novelty = novelty
         self._held_out_summary = fitted.summary
         self._flag_warning_given = False
-        self._prior_state = summarise_priors(held, per_model, len(self.classes_))
+        self._prior_state = prior_state(fitted.alongside)
         self.training_priors_ = self._prior_state["implied"].copy()
 
     @property

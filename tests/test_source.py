@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from sklearn_gsoftmax._source import (
+    ArraySource,
     Chunk,
     QuantileSummary,
     add,
@@ -13,6 +14,7 @@ from sklearn_gsoftmax._source import (
     mean_and_std,
     merge_moments,
     moments,
+    one_pass_each,
 )
 
 
@@ -87,3 +89,44 @@ def test_statistics_taken_jointly_are_those_taken_apart():
     ]
     assert joint == tuple(apart)
     assert joint[0] == pytest.approx(sum(chunk.z.sum() for chunk in chunks))
+
+
+def test_one_pass_over_each_source_gives_each_request_its_result():
+    """``one_pass_each`` reads each distinct source once (a round trip on a
+    cluster) and returns every request's result in the order asked, as a
+    pass of its own would give it."""
+    rng = np.random.default_rng(0)
+    passes = []
+
+    class CountingSource(ArraySource):
+        def map_reduce(self, fn, merge=add):
+            passes.append(self)
+            return super().map_reduce(fn, merge)
+
+    first, second = (
+        CountingSource(rng.normal(size=n), np.zeros(n, int)) for n in (9, 4)
+    )
+    total = (lambda chunk: chunk.z.sum(), add)
+    largest = (lambda chunk: chunk.z.max(), max)
+    rows = (lambda chunk: len(chunk.z), add)
+    requests = [
+        (first, *total),
+        (second, *largest),
+        (first, *largest),
+        (second, *rows),
+        (first, *rows),
+    ]
+    results = one_pass_each(requests)
+    assert sorted(map(id, passes)) == sorted([id(first), id(second)])
+    alone = [source.map_reduce(fn, merge) for source, fn, merge in requests]
+    assert (
+        results
+        == alone
+        == [
+            first.chunk.z.sum(),
+            second.chunk.z.max(),
+            first.chunk.z.max(),
+            4,
+            9,
+        ]
+    )
