@@ -85,7 +85,7 @@ def _cut(near_edge: np.ndarray, edge: float, *, up: bool) -> float:
     itself unless a run straddles it, else where that run ends (above the
     edge with ``up``, below it without); ``inf`` (``-inf``) if the run goes
     on beyond ``_EDGE_PAD``. ``near_edge`` holds the values within
-    ``_EDGE_PAD`` of the edge."""
+    ``_EDGE_PAD`` of the edge (and maybe others, left out here)."""
     local = np.sort(near_edge[np.abs(near_edge - edge) <= _EDGE_PAD])
     split = np.searchsorted(local, edge)
     if split in (0, len(local)) or not near(local[split - 1], local[split]):
@@ -173,20 +173,30 @@ def select_threshold_on(source, target_accuracy, *, with_margin=True):
     for j in candidates:
         # the last bin holds 1.0 too
         low, high = j / BINS, (j + 1) / BINS if j < BINS - 1 else math.inf
-        near_edges = source.map_reduce(
-            lambda chunk, low=low, high=high: chunk.z[:, 0][
-                (np.abs(chunk.z[:, 0] - low) <= _EDGE_PAD)
-                | (np.abs(chunk.z[:, 0] - high) <= _EDGE_PAD)
-            ],
-            _concatenate,
+        # one pass: the rows of the bin and of twice the pads around its edges
+        # (every value _cut looks at, whatever the rounding of the pad's
+        # ends), and the totals above them; a second only where a run of
+        # ties goes on beyond a pad
+        padded, beyond = source.map_reduce(
+            lambda chunk, a=low - 2 * _EDGE_PAD, b=high + 2 * _EDGE_PAD: _window(
+                chunk.z, a, b
+            ),
+            _merge_windows,
         )
-        # the bin's thresholds, with every value of the tie groups they end
-        low_cut = _cut(near_edges, low, up=False)
-        high_cut = _cut(near_edges, high, up=True)
-        window, above = source.map_reduce(
-            lambda chunk, a=low_cut, b=high_cut: _window(chunk.z, a, b),
-            lambda x, y: (_concatenate(x[0], y[0]), x[1] + y[1]),
-        )
+        # the bin's thresholds, with every value of the tie groups they end;
+        # a run of ties across the lower edge holds none of them (its lowest
+        # value is below the edge): the rows below the pad do not count
+        low_cut = max(_cut(padded[:, 0], low, up=False), low - 2 * _EDGE_PAD)
+        high_cut = _cut(padded[:, 0], high, up=True)
+        if high_cut == math.inf and high < math.inf:
+            # a run of ties from the bin goes on beyond what the pass read
+            window, above = source.map_reduce(
+                lambda chunk, a=low_cut: _window(chunk.z, a, math.inf),
+                _merge_windows,
+            )
+        else:
+            window, above = _window(padded, low_cut, high_cut)
+            above += beyond
         thresholds, margins, accepted_weight, accepted_correct = accepted_totals(
             window[:, 0],
             window[:, 1].astype(bool),
@@ -207,6 +217,10 @@ def select_threshold_on(source, target_accuracy, *, with_margin=True):
             # the accepted keys are those >= (threshold, margin threshold)
             return (*choice, float(margins[last])) if with_margin else choice
     return (math.inf, 0.0, math.nan) + ((-math.inf,) if with_margin else ())
+
+
+def _merge_windows(a, b):
+    return _concatenate(a[0], b[0]), a[1] + b[1]
 
 
 def _window(rows: np.ndarray, low_cut: float, high_cut: float):
