@@ -188,14 +188,20 @@ def unit_scale_start(layout: Layout) -> np.ndarray:
     return theta
 
 
-def fit_affine(source, spec, *, start: AffineFit | None = None) -> AffineFit:
+def fit_affine(
+    source, spec, *, start: AffineFit | None = None, unit: float | None = None
+) -> AffineFit:
     """Fit ``a z + b`` on the rows of ``source`` (scores, label indices,
     weights): ``spec`` holds ``n_classes``, ``link``, ``multiclass``,
     ``fit_intercept``, ``n`` (the link's sample count) and ``total`` (the
     weights' sum). With a ``start``, a local fit from it; else the fit of the
-    link (see the module)."""
+    link (see the module). ``unit``: the scores' :func:`score_unit`, where
+    a fit of the same rows has it already (two passes saved)."""
     layout = Layout(spec.n_classes, fit_intercept=spec.fit_intercept, n=spec.n)
-    unit = start.unit if start is not None else score_unit(source)
+    if start is not None:
+        unit = start.unit
+    elif unit is None:
+        unit = score_unit(source)
     tol = gradient_tol(spec.dtype)
     full = map_objective(source, spec, layout, unit, spec.total)
     if start is not None:

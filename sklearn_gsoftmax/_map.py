@@ -178,7 +178,7 @@ def _offsets_if_they_pay(source, spec: MapSpec):
         plain = fit_affine(source, scale_only)
         if offsets_screened_out(source, spec, plain, needed):
             return plain, scale_only
-        affine = fit_affine(source, with_offsets)
+        affine = fit_affine(source, with_offsets, unit=plain.unit)
     else:
         affine = fit_affine(source, with_offsets)
         # started from the fit with offsets (its search chose the basin): a

@@ -303,6 +303,23 @@ def _exact_offsets_choice(monkeypatch, z, y):
     return bool(np.any(model.intercept_ != 0.0)), sum(counted) / len(z)
 
 
+@pytest.mark.parametrize("bias", [0.0, 0.5])
+def test_scores_unit_is_computed_once_a_fit(monkeypatch, bias):
+    """The scores' unit (two passes over the rows, two round trips on a
+    cluster) is computed once a fit: with many classes the scale alone is
+    fitted first, and the fit with offsets where the screen leaves them in
+    (+-0.5 per class) takes its unit."""
+    z, y = _logits(3000, 60, seed=3)
+    z = z + np.linspace(-bias, bias, 60, dtype=np.float32)
+    calls = []
+    unit_of = _fitting.score_unit
+    monkeypatch.setattr(_fitting, "score_unit", lambda s: calls.append(s) or unit_of(s))
+    model = GaussianSoftmaxCalibrator(score_map="affine", uncertainty_rules=())
+    model.fit(z, y)
+    assert bool(np.any(model.intercept_ != 0.0)) == (bias > 0)
+    assert len(calls) == 1
+
+
 @pytest.mark.parametrize("bias, kept", [(0.0, False), (0.3, False), (0.5, True)])
 def test_offsets_screen_makes_the_exact_choice(monkeypatch, bias, kept):
     """With many classes ``fit_intercept="auto"`` screens what offsets could
