@@ -6,7 +6,8 @@ threshold whose accepted held-out predictions reach ``target_accuracy``
 (:func:`select_threshold`). Confidences that tie (``_ties``) are accepted
 together; within a tie, which happens where probabilities saturate at the
 link's bound, the calibrated score margin of the top class over the runner-up
-orders them, and a margin threshold cuts the tie.
+orders them, and a margin threshold cuts the predictions that tie with the
+threshold itself (in the selection as in :func:`low_confidence`).
 """
 
 from __future__ import annotations
@@ -37,13 +38,23 @@ def accepted_totals(confidence, correct, weights, margin=None, start=(0.0, 0.0))
     accepted correct weight)``, accumulated from ``start`` (the totals of the
     predictions ranked before these). A threshold is its group's smallest
     value: every member is at least it or ties with it.
+
+    The margin cuts what :func:`low_confidence` cuts: the members that tie
+    with the threshold itself. In a run of confidences longer than the tie
+    tolerance (each within it of the next: one group) the members beyond the
+    tolerance above the group's smallest value are accepted whatever their
+    margin, ranked before the cut ones.
     """
     confidence_rank, lowest_confidence = tie_groups(confidence)
     if margin is None:
         margin_rank = np.zeros(len(confidence), dtype=np.intp)
         lowest_margin = np.array([-math.inf])
+        cut = np.ones(len(confidence), dtype=bool)
     else:
         margin_rank, lowest_margin = tie_groups(margin)
+        cut = near(confidence, lowest_confidence[confidence_rank])
+        # above every margin: the members the cut leaves alone come first
+        margin_rank = np.where(cut, margin_rank, len(lowest_margin))
     order = np.lexsort((-margin_rank, -confidence_rank))
     confidence_rank, margin_rank = confidence_rank[order], margin_rank[order]
     sorted_weights = weights[order]
@@ -52,7 +63,9 @@ def accepted_totals(confidence, correct, weights, margin=None, start=(0.0, 0.0))
     changes = (confidence_rank[1:] != confidence_rank[:-1]) | (
         margin_rank[1:] != margin_rank[:-1]
     )
-    end_of_tie = np.append(changes, True)
+    # a group's smallest value is cut, so every group ends with cut members:
+    # the ends of the uncut ones are no thresholds
+    end_of_tie = np.append(changes, True) & cut[order]
     end_of_tie &= accepted_weight > 0
     return (
         lowest_confidence[confidence_rank[end_of_tie]],

@@ -752,45 +752,55 @@ class CrossFit:
 # --------------------------------------------------------------------------
 
 
+def threshold_candidates(confidence, margin=None):
+    """Every candidate of the ``"auto"`` threshold, the one accepting the
+    most first: each tie group of confidence, smallest first, and within it
+    each margin of the predictions tying with the group's smallest value (a
+    margin's tie group: its smallest value), smallest first. Yields
+    ``(threshold, margin_threshold, accepted)``, ``accepted`` the predictions
+    that :func:`low_confidence_flags` does not flag (those ``predict``
+    accepts); each candidate accepts the next one's and more."""
+    confidence = np.asarray(confidence, dtype=np.float64)
+    _, c_lowest = tie_groups(confidence)
+    if margin is not None:
+        margin = np.asarray(margin, dtype=np.float64)
+        m_group, m_lowest = tie_groups(margin)
+    for threshold in c_lowest:
+        at_threshold = ties_with(confidence, threshold)
+        below_threshold = (confidence < threshold) & ~at_threshold
+        if margin is None:
+            cuts = [-math.inf]
+        else:
+            cuts = sorted(set(m_lowest[m_group[at_threshold]].tolist()))
+        for cut in cuts:
+            # low_confidence_flags, by arrays
+            accepted = ~below_threshold
+            if cut > -math.inf:
+                margin_below = (margin < cut) & ~ties_with(margin, cut)
+                accepted &= ~(at_threshold & margin_below)
+            yield float(threshold), cut, accepted
+
+
 def auto_threshold(confidence, correct, weights, target, margin=None):
-    """Brute force over every candidate threshold: each tie group of
-    confidence (and, within it, of margin), largest first, accepts the
-    predictions at or above it; the candidate accepting the most whose
-    (weighted) accuracy reaches ``target`` (or ties with it) wins.
+    """Brute force over :func:`threshold_candidates`: the first (accepting
+    the most) whose (weighted) accuracy reaches ``target`` (or ties with it)
+    wins.
 
     Returns ``(threshold, coverage, accuracy, margin_threshold, accepted)``,
     ``accepted`` the boolean mask; ``(inf, 0, nan, -inf, none)`` when no
     candidate reaches the target.
     """
-    confidence = np.asarray(confidence, dtype=np.float64)
     correct = np.asarray(correct, dtype=bool)
     weights = np.asarray(weights, dtype=np.float64)
-    c_group, c_lowest = tie_groups(confidence)
-    if margin is None:
-        m_group, m_lowest = np.zeros(len(confidence), dtype=int), np.array([-np.inf])
-    else:
-        m_group, m_lowest = tie_groups(margin)
     total = weights.sum()
-    best = None
-    for g, h in sorted(set(zip(c_group.tolist(), m_group.tolist()))):
-        accepted = (c_group > g) | ((c_group == g) & (m_group >= h))
+    for threshold, cut, accepted in threshold_candidates(confidence, margin):
         accepted_weight = weights[accepted].sum()
         if accepted_weight <= 0:
             continue
         accuracy = weights[accepted & correct].sum() / accepted_weight
         if accuracy >= target or ties(accuracy, target):
-            best = (g, h, accepted, accepted_weight, accuracy)
-            break  # sorted: the first valid candidate accepts the most
-    if best is None:
-        return math.inf, 0.0, math.nan, -math.inf, np.zeros(len(confidence), bool)
-    g, h, accepted, accepted_weight, accuracy = best
-    return (
-        float(c_lowest[g]),
-        float(accepted_weight / total),
-        float(accuracy),
-        float(m_lowest[h]),
-        accepted,
-    )
+            return threshold, accepted_weight / total, accuracy, cut, accepted
+    return math.inf, 0.0, math.nan, -math.inf, np.zeros(len(correct), bool)
 
 
 def low_confidence_flags(top, margin, threshold, margin_threshold) -> np.ndarray:
@@ -1117,22 +1127,15 @@ def calibration_report(y_index, proba, weights=None, confident_above=0.95) -> di
 
 
 def risk_coverage_curve(y_index, proba, margin=None):
-    """Per candidate of :func:`auto_threshold`, largest first: the share
-    accepted, its accuracy and the confidence threshold."""
+    """Per candidate of :func:`threshold_candidates`, the largest threshold
+    first: the share accepted, its accuracy and the confidence threshold."""
     proba = np.asarray(proba, dtype=np.float64)
     confidence = proba.max(axis=1)
     correct = predicted_index(proba) == np.asarray(y_index)
-    c_group, c_lowest = tie_groups(confidence)
-    if margin is None:
-        m_group = np.zeros(len(confidence), dtype=int)
-    else:
-        m_group = tie_groups(margin)[0]
-    coverage, accuracy, thresholds = [], [], []
-    for g, h in sorted(set(zip(c_group.tolist(), m_group.tolist())), reverse=True):
-        accepted = (c_group > g) | ((c_group == g) & (m_group >= h))
-        coverage.append(accepted.mean())
-        accuracy.append(correct[accepted].mean())
-        thresholds.append(c_lowest[g])
+    candidates = list(threshold_candidates(confidence, margin))[::-1]
+    coverage = [accepted.mean() for _, _, accepted in candidates]
+    accuracy = [correct[accepted].mean() for _, _, accepted in candidates]
+    thresholds = [threshold for threshold, _, _ in candidates]
     return np.array(coverage), np.array(accuracy), np.array(thresholds)
 
 

@@ -1193,27 +1193,19 @@ def test_threshold_with_a_run_of_ties_across_a_bin_edge(length):
         check_threshold_selection_is_the_brute_force_choice(
             (confidence, correct, weights, None, target)
         )
-        # cut by the margin too: the choice is the brute force's (the
-        # accepted set is not the rule's, see the xfail below)
-        expected = ref.auto_threshold(confidence, correct, weights, target, margin)
-        got = package_select_threshold(confidence, correct, weights, target, margin)
-        assert ref.ties(got[0], expected[0]) and ref.ties(got[3], expected[3])
-        assert got[1:3] == pytest.approx(expected[1:3], abs=1e-12)
+        # cut by the margin too
+        check_threshold_selection_is_the_brute_force_choice(
+            (confidence, correct, weights, margin, target)
+        )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding of issue 24's sixth session: a run of confidences longer "
-    "than the tie tolerance (each within it of the next) is one tie group to "
-    "the threshold's selection, whose margin cut then applies to all of it, "
-    "but the low_confidence rule cuts by margin only the confidences within "
-    "the tolerance of the threshold itself: fit counts another accepted set "
-    "than predict applies (the same before this session)",
-)
 def test_margin_cut_of_a_run_of_ties_is_the_rule_applied():
-    """A run of 1 000 confidences, each within the tie tolerance of the
-    next (4e-7 either side of 0.5), cut by the margin: the predictions that
-    fit's threshold accepts are those the rule accepts."""
+    """Found in issue 24's sixth session: a run of 1 000 confidences, each
+    within the tie tolerance of the next (4e-7 either side of 0.5), is one
+    tie group to the selection, which cut all of it by the margin, where the
+    ``low_confidence`` rule cuts only the confidences that tie with the
+    threshold itself: fit counted another accepted set than predict applies.
+    The selection's margin now cuts what the rule cuts."""
     rng = np.random.default_rng(1000)
     run = 0.5 + (np.arange(1000) - 500) * 8e-10
     confidence = np.concatenate(
@@ -1254,7 +1246,7 @@ def _straddling_tie():
 
 
 def test_reference_threshold_cuts_a_straddling_tie_by_margin():
-    """The case of the xfail below: the tie's margin cut accepts the correct
+    """The case of the next test: the tie's margin cut accepts the correct
     prediction alone, which reaches 2/3."""
     confidence, correct, weights, margin = _straddling_tie()
     expected = ref.auto_threshold(confidence, correct, weights, 2 / 3, margin)
