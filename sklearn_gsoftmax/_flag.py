@@ -43,11 +43,17 @@ import numpy as np
 
 from ._conformal import ConformalReference, conformal_sets, nonconformity
 from ._links import top_probability, top_two
-from ._selective import low_confidence, ranking_rows, select_threshold_on
+from ._selective import (
+    low_confidence,
+    ranking_rows,
+    select_threshold_on,
+    threshold_histogram,
+)
 from ._shift import PART_MERGES, Batch, held_out_summary, summary_parts
 from ._source import (
     ArraySource,
     QuantileSummary,
+    add,
     by_blocks,
     merge_dicts,
     one_pass_each,
@@ -207,26 +213,35 @@ def concatenate(parts: list) -> Batch:
     )
 
 
-def select_threshold(rules: Rules, held) -> tuple:
+def _ranking_rows(part):
+    proba, margin = split_rows(part.z)
+    return ranking_rows(
+        top_probability(proba), is_correct(proba, part.y), part.w, margin
+    )
+
+
+def _ranked(chunk):
+    """The chunk's held-out rows as the threshold's selection reads them."""
+    rows = np.concatenate([_ranking_rows(block) for block in row_blocks(chunk)])
+    return chunk._replace(z=rows)
+
+
+def _histogram_request(held) -> tuple:
+    """The automatic threshold's first pass over ``held`` as a ``(source, fn,
+    merge)`` request, to share a pass with other statistics."""
+    return held, lambda chunk: threshold_histogram(_ranked(chunk)), add
+
+
+def select_threshold(rules: Rules, held, histogram=None) -> tuple:
     """``(threshold, margin threshold, coverage, accuracy)`` of the rule
     ``low_confidence`` on the held-out rows ``held`` (a source of
     :func:`held_out_rows`; their weights may be reweighted, as after a change
-    of the class proportions)."""
-
-    def rows_of(part):
-        proba, margin = split_rows(part.z)
-        return ranking_rows(
-            top_probability(proba), is_correct(proba, part.y), part.w, margin
-        )
-
-    def ranked(chunk):
-        rows = np.concatenate([rows_of(block) for block in row_blocks(chunk)])
-        return chunk._replace(z=rows)
-
-    ranking = held.map(ranked)
+    of the class proportions); ``histogram``: the result of its
+    :func:`_histogram_request`, when computed already."""
+    ranking = held.map(_ranked)
     if rules.threshold == "auto":
         threshold, coverage, accuracy, margin_threshold = select_threshold_on(
-            ranking, rules.target_accuracy
+            ranking, rules.target_accuracy, histogram=histogram
         )
         return threshold, margin_threshold, coverage, accuracy
     threshold = float(rules.threshold)
@@ -241,16 +256,12 @@ def select_threshold(rules: Rules, held) -> tuple:
     return threshold, -math.inf, float(accepted_weight / total), float(accuracy)
 
 
-def _reference(model_held) -> ConformalReference:
-    """One model's conformal reference: its held-out nonconformity scores."""
-
-    def summarise(chunk):
-        proba, _ = split_rows(chunk.z)
-        scores = nonconformity(proba, chunk.y).astype(np.float64)
-        return QuantileSummary(scores, chunk.w, REFERENCE_POINTS)
-
-    summary = model_held.map_reduce(summarise, QuantileSummary.merge)
-    return ConformalReference(*summary.points())
+def _reference_summary(chunk) -> QuantileSummary:
+    """A chunk's part of one model's conformal reference: its held-out
+    nonconformity scores."""
+    proba, _ = split_rows(chunk.z)
+    scores = nonconformity(proba, chunk.y).astype(np.float64)
+    return QuantileSummary(scores, chunk.w, REFERENCE_POINTS)
 
 
 def fit_flag(
@@ -267,9 +278,21 @@ def fit_flag(
     statistics of these sources, computed in the summary's passes (one per
     source, see ``_source.one_pass_each``); their results come back in
     ``FlagFit.alongside``."""
-    threshold, margin_threshold, coverage, accuracy = select_threshold(rules, held)
+    # the threshold's first pass and the conformal references in one pass
+    # over each source (on a cluster, one round trip)
+    auto = rules.threshold == "auto"
+    first = one_pass_each(
+        ([_histogram_request(held)] if auto else [])
+        + [
+            (model_held, _reference_summary, QuantileSummary.merge)
+            for model_held in per_model
+        ]
+    )
+    references = [ConformalReference(*summary.points()) for summary in first[auto:]]
+    threshold, margin_threshold, coverage, accuracy = select_threshold(
+        rules, held, first[0] if auto else None
+    )
     rules = rules._replace(threshold=threshold, margin_threshold=margin_threshold)
-    references = [_reference(model_held) for model_held in per_model]
     requests = _summary_requests(rules, per_model, references)
     results = one_pass_each(requests + list(alongside))
     summary = _summary(

@@ -368,17 +368,27 @@ def _mean_nearest(rows, reference, squared, error, k: int, penalty) -> np.ndarra
     return total / k
 
 
+#: Blocks of reference points per neighbour whose minima bound a row's
+#: ``k``-th distance (:func:`_kth_bound`).
+_BLOCKS_PER_NEIGHBOUR = 8
+
+
 def _kth_bound(squared: np.ndarray, k: int) -> np.ndarray:
-    """An upper bound of each row's ``k``-th smallest entry: the largest of
-    the minima of ``k`` disjoint blocks of columns (``k`` entries are at most
-    it). Every entry below it stays a candidate, so the nearest found are
-    those of the exact ``k``-th smallest; this takes one pass over the
-    entries where a partition took 15 (800 rows, 1 000 reference points)."""
-    edges = np.linspace(0, squared.shape[1], k + 1).astype(int)
-    bound = squared[:, : edges[1]].min(axis=1)
-    for start, stop in zip(edges[1:-1], edges[2:]):
-        np.maximum(bound, squared[:, start:stop].min(axis=1), out=bound)
-    return bound
+    """An upper bound of each row's ``k``-th smallest entry: the ``k``-th
+    smallest of the minima of ``8 k`` disjoint blocks of columns (``k``
+    entries, one in each of those blocks, are at most it). Every entry below
+    it stays a candidate, so the nearest found are those of the exact
+    ``k``-th smallest; this takes one pass over the entries where a
+    partition took 15 (800 rows, 1 000 reference points). More blocks than
+    neighbours keep the bound tight where the reference points come grouped
+    (sorted by class or by time): with ``k`` blocks, each one cluster, it was
+    the distance to the farthest cluster, and 5 000 points sorted into 5
+    clusters left 516 candidates a row instead of 5 (12 times slower than
+    the partition)."""
+    blocks = min(squared.shape[1], _BLOCKS_PER_NEIGHBOUR * k)
+    edges = np.linspace(0, squared.shape[1], blocks + 1).astype(int)[:-1]
+    minima = np.minimum.reduceat(squared, edges, axis=1)
+    return np.partition(minima, k - 1, axis=1)[:, k - 1]
 
 
 def _nearest_on_a_line(x: np.ndarray, reference: np.ndarray, k: int) -> np.ndarray:

@@ -161,12 +161,18 @@ def lbfgs(
     scaling = np.ones(len(theta)) if scaling is None else np.asarray(scaling)
     low, high = np.array(bounds, dtype=float).T
     scaled_bounds = list(zip(low * scaling, high * scaling))
+    start = np.clip(theta, low, high)
+    x = x_start = start * scaling
+
+    def unscaled(x):
+        # (start * scaling) / scaling is not always start to the bit, and an
+        # objective may have kept its value at start (``_objective``'s values)
+        return start if np.array_equal(x, x_start) else x / scaling
 
     def scaled(x):
-        value, grad = loss_grad(x / scaling)
+        value, grad = loss_grad(unscaled(x))
         return value, grad / scaling
 
-    x = np.clip(theta, low, high) * scaling
     # a capped fit is a warm start's few steps: no restart
     for _attempt in range(1 if max_iter is not None else 2):
         result = minimize(
@@ -181,7 +187,7 @@ def lbfgs(
                 "ftol": LOSS_RTOL if tol <= GRADIENT_TOL else LOSS_RTOL_FLOAT32,
             },
         )
-        theta_end = result.x / scaling
+        theta_end = unscaled(result.x)
         # scipy reports no gradient nor nit when every parameter is fixed by
         # its bounds: nothing left to move
         grad_end = getattr(result, "jac", np.zeros_like(x)) * scaling

@@ -17,7 +17,7 @@ import math
 import numpy as np
 
 from ._source import ArraySource
-from ._ties import below, near, tie_groups
+from ._ties import TIE_RTOL, below, near, tie_groups
 
 #: Confidence bins of the first, linear pass of :func:`select_threshold`.
 #: A power of two: ``confidence * BINS`` is then exact, so a value's bin and
@@ -40,10 +40,14 @@ def accepted_totals(confidence, correct, weights, margin=None, start=(0.0, 0.0))
     value: every member is at least it or ties with it.
 
     The margin cuts what :func:`low_confidence` cuts: the members that tie
-    with the threshold itself. In a run of confidences longer than the tie
-    tolerance (each within it of the next: one group) the members beyond the
-    tolerance above the group's smallest value are accepted whatever their
-    margin, ranked before the cut ones.
+    with the threshold itself, their margins' tie groups formed among them
+    alone (the rule compares each margin with the margin threshold, so no
+    other prediction's margin may chain two of theirs). In a run of
+    confidences longer than the tie tolerance (each within it of the next:
+    one group) the members beyond the tolerance above the group's smallest
+    value are accepted whatever their margin, ranked before the cut ones; no
+    candidate accepts them without some of the cut ones (that would split
+    the run).
     """
     confidence_rank, lowest_confidence = tie_groups(confidence)
     if margin is None:
@@ -51,10 +55,8 @@ def accepted_totals(confidence, correct, weights, margin=None, start=(0.0, 0.0))
         lowest_margin = np.array([-math.inf])
         cut = np.ones(len(confidence), dtype=bool)
     else:
-        margin_rank, lowest_margin = tie_groups(margin)
         cut = near(confidence, lowest_confidence[confidence_rank])
-        # above every margin: the members the cut leaves alone come first
-        margin_rank = np.where(cut, margin_rank, len(lowest_margin))
+        margin_rank, lowest_margin = _margin_groups(confidence_rank, margin, cut)
     order = np.lexsort((-margin_rank, -confidence_rank))
     confidence_rank, margin_rank = confidence_rank[order], margin_rank[order]
     sorted_weights = weights[order]
@@ -73,6 +75,21 @@ def accepted_totals(confidence, correct, weights, margin=None, start=(0.0, 0.0))
         accepted_weight[end_of_tie],
         accepted_correct[end_of_tie],
     )
+
+
+def _margin_groups(confidence_rank, margin, cut):
+    """Per prediction, a rank of its margin among the ``cut`` members of its
+    confidence group (increasing with the margin, near-equal margins chained
+    and sharing one) and each rank's smallest margin; the members not cut
+    rank above every margin."""
+    members = np.flatnonzero(cut)
+    members = members[np.lexsort((margin[members], confidence_rank[members]))]
+    ordered, group = margin[members], confidence_rank[members]
+    starts = np.ones(len(members), dtype=bool)
+    starts[1:] = (group[1:] != group[:-1]) | ~near(ordered[1:], ordered[:-1])
+    ranks = np.full(len(margin), np.count_nonzero(starts), dtype=np.intp)
+    ranks[members] = np.cumsum(starts) - 1
+    return ranks, ordered[starts]
 
 
 def accepted_accuracy_curve(confidence, correct, weights, margin=None):
@@ -96,19 +113,29 @@ def accepted_accuracy_curve(confidence, correct, weights, margin=None):
 def _cut(near_edge: np.ndarray, edge: float, *, up: bool) -> float:
     """A value near ``edge`` that no run of tying values crosses: ``edge``
     itself unless a run straddles it, else where that run ends (above the
-    edge with ``up``, below it without); ``inf`` (``-inf``) if the run goes
-    on beyond ``_EDGE_PAD``. ``near_edge`` holds the values within
-    ``_EDGE_PAD`` of the edge (and maybe others, left out here)."""
+    edge with ``up``: the first value beyond it; below it without: its
+    first value); ``inf`` (``-inf``) if the run may go on beyond
+    ``_EDGE_PAD``. ``near_edge`` holds the values within ``_EDGE_PAD`` of
+    the edge (and maybe others, left out here)."""
     local = np.sort(near_edge[np.abs(near_edge - edge) <= _EDGE_PAD])
     split = np.searchsorted(local, edge)
     if split in (0, len(local)) or not near(local[split - 1], local[split]):
         return edge
     starts = local[1:][~near(local[1:], local[:-1])]
+    # a value that ties with the run's last (first) one read lies within
+    # twice the tolerance of it: read too, unless that reaches the pad's end
+    reach = 2.0 * TIE_RTOL * max(abs(edge) + _EDGE_PAD, 1.0)
     if up:
         beyond = starts[starts > edge]
-        return float(beyond[0]) if beyond.size else math.inf
+        if beyond.size:
+            return float(beyond[0])
+        if local[-1] + reach < edge + _EDGE_PAD:
+            return float(np.nextafter(local[-1], math.inf))
+        return math.inf
     beyond = starts[starts <= edge]
-    return float(beyond[-1]) if beyond.size else -math.inf
+    if beyond.size:
+        return float(beyond[-1])
+    return float(local[0]) if local[0] - reach > edge - _EDGE_PAD else -math.inf
 
 
 def ranking_rows(confidence, correct, weights, margin=None) -> np.ndarray:
@@ -118,11 +145,13 @@ def ranking_rows(confidence, correct, weights, margin=None) -> np.ndarray:
     return np.column_stack([confidence, correct, margin, weights]).astype(np.float64)
 
 
-def _histogram(rows: np.ndarray) -> np.ndarray:
-    """Per confidence bin: the weight, the correct weight, the count and the
-    wrong weight of the rows within ``_EDGE_PAD`` above the bin's lower edge
-    (a tie across that edge may leave them out of the bin below's
-    thresholds)."""
+def threshold_histogram(chunk) -> np.ndarray:
+    """The first pass of :func:`select_threshold_on` over a chunk of
+    :func:`ranking_rows` (merged by sums): per confidence bin, the weight,
+    the correct weight, the count and the wrong weight of the rows within
+    ``_EDGE_PAD`` above the bin's lower edge (a tie across that edge may
+    leave them out of the bin below's thresholds)."""
+    rows = chunk.z
     bins = (rows[:, 0] * BINS).astype(np.intp)
     np.minimum(bins, BINS - 1, out=bins)
     correct_weight = rows[:, 3] * rows[:, 1]
@@ -142,7 +171,7 @@ def _concatenate(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.concatenate([a, b])
 
 
-def select_threshold_on(source, target_accuracy, *, with_margin=True):
+def select_threshold_on(source, target_accuracy, *, with_margin=True, histogram=None):
     """The smallest threshold whose accepted predictions reach
     ``target_accuracy``, with ties as in :func:`accepted_totals`, on the rows
     of ``source`` (chunks of :func:`ranking_rows` in ``z``).
@@ -159,10 +188,12 @@ def select_threshold_on(source, target_accuracy, *, with_margin=True):
     ``BINS`` confidence bins finds the lowest bin that can hold the answer;
     only the rows of that bin (up to the ends of the runs of ties crossing its
     edges) are gathered and sorted, the next bin's where it does not hold it.
+    ``histogram``: the :func:`threshold_histogram` of the rows, where a pass
+    shared with other statistics computed it.
     """
-    bin_weight, bin_correct, bin_count, wrong_at_edge = source.map_reduce(
-        lambda chunk: _histogram(chunk.z)
-    )
+    if histogram is None:
+        histogram = source.map_reduce(threshold_histogram)
+    bin_weight, bin_correct, bin_count, wrong_at_edge = histogram
     total = bin_weight.sum()
     # the totals of the bins above each bin
     weight_above = np.cumsum(bin_weight[::-1])[::-1] - bin_weight

@@ -756,7 +756,7 @@ def threshold_candidates(confidence, margin=None):
     """Every candidate of the ``"auto"`` threshold, the one accepting the
     most first: each tie group of confidence, smallest first, and within it
     each margin of the predictions tying with the group's smallest value (a
-    margin's tie group: its smallest value), smallest first. Yields
+    tie group of their margins: its smallest value), smallest first. Yields
     ``(threshold, margin_threshold, accepted)``, ``accepted`` the predictions
     that :func:`low_confidence_flags` does not flag (those ``predict``
     accepts); each candidate accepts the next one's and more."""
@@ -764,14 +764,13 @@ def threshold_candidates(confidence, margin=None):
     _, c_lowest = tie_groups(confidence)
     if margin is not None:
         margin = np.asarray(margin, dtype=np.float64)
-        m_group, m_lowest = tie_groups(margin)
     for threshold in c_lowest:
         at_threshold = ties_with(confidence, threshold)
         below_threshold = (confidence < threshold) & ~at_threshold
         if margin is None:
             cuts = [-math.inf]
         else:
-            cuts = sorted(set(m_lowest[m_group[at_threshold]].tolist()))
+            cuts = tie_groups(margin[at_threshold])[1].tolist()
         for cut in cuts:
             # low_confidence_flags, by arrays
             accepted = ~below_threshold

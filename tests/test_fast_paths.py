@@ -14,14 +14,17 @@ from hypothesis import strategies as st
 from sklearn_gsoftmax import (
     GaussianSoftmaxCalibrator,
     _fitting,
+    _flag,
     _map,
     _novelty,
     _objective,
     _refine,
+    _selective,
     gaussian_softmax_nll_grad,
 )
 from sklearn_gsoftmax._map import MapSpec
 from sklearn_gsoftmax._objective import Layout, Problem, objective
+from sklearn_gsoftmax._priors import prior_requests
 from sklearn_gsoftmax._source import ArraySource, QuantileSummary, add
 
 
@@ -202,6 +205,49 @@ def test_kd_tree_and_brute_force_agree(monkeypatch, n_features):
     np.testing.assert_allclose(tree, brute, rtol=1e-12, atol=1e-12)
 
 
+def test_scaled_lbfgs_starts_at_its_start_to_the_bit():
+    """L-BFGS runs on scaled parameters; its first evaluation is at the start
+    itself, not at ``(start * scaling) / scaling`` (a few ulps off for most
+    vectors of many parameters), so that the objective reads the values it
+    kept there (found in review: a logits fit's final fit passed over the
+    rows again at the point the values pass had evaluated)."""
+    from sklearn_gsoftmax._optimise import lbfgs
+
+    rng = np.random.default_rng(0)
+    theta = rng.normal(size=50)
+    scaling = rng.uniform(0.1, 10.0, 50)
+    assert not np.array_equal(theta * scaling / scaling, theta)
+    seen = []
+
+    def loss_grad(point):
+        seen.append(point.copy())
+        return 0.5 * float(point @ point), point.copy()
+
+    lbfgs(loss_grad, theta, [(-100.0, 100.0)] * 50, scaling=scaling)
+    np.testing.assert_array_equal(seen[0], theta)
+
+
+@pytest.mark.parametrize("k", [1, 5])
+@pytest.mark.parametrize("grouped", [True, False])
+def test_kth_distance_bound_keeps_few_candidates(k, grouped):
+    """The brute-force search's bound of each row's k-th squared distance is
+    one (every entry below the k-th stays a candidate) and leaves few other
+    candidates, also where the reference points come sorted into clusters
+    (found in review: a bound from k blocks of columns, each one cluster,
+    left 516 candidates a row of 5 000 points in 5 clusters, k = 5)."""
+    rng = np.random.default_rng(k)
+    centres = rng.normal(size=(5, 20)) * 5.0
+    members = rng.integers(0, 5, 5000)
+    reference = centres[np.sort(members) if grouped else members]
+    reference = reference + rng.normal(size=(5000, 20))
+    queries = centres[rng.integers(0, 5, 200)] + rng.normal(size=(200, 20))
+    squared = ((queries[:, None, :] - reference[None]) ** 2).sum(axis=-1)
+    bound = _novelty._kth_bound(squared, k)
+    assert (bound >= np.partition(squared, k - 1, axis=1)[:, k - 1]).all()
+    candidates = (squared <= bound[:, None]).sum(axis=1)
+    assert candidates.mean() < 4 * k, candidates.mean()
+
+
 @pytest.mark.parametrize("n_classes", [2, 5])
 def test_ceiling_held_at_its_bound_is_what_the_refinement_finds(monkeypatch, n_classes):
     """Well-separated data push the ceiling to ln(n - 1): the refinement is
@@ -339,3 +385,82 @@ def test_offsets_screen_makes_the_exact_choice(monkeypatch, bias, kept):
         # rows through the loss, the search's subsample's included
         passes = sum(counted) / len(z)
         assert passes < exact_passes / 2, (passes, exact_passes)
+
+
+def _tie_run(length):
+    """A run of ``length`` confidences 8e-10 apart (each ties with the next)
+    across the bin edge 0.5, nine in ten correct, and a target the whole run
+    reaches."""
+    confidence = 0.5 + (np.arange(length) - length // 2) * 8e-10
+    correct = np.arange(length) % 10 != 3
+    return confidence, correct, correct.mean() - 1e-6
+
+
+@pytest.mark.parametrize(
+    ("case", "expected_passes"),
+    [
+        # the bin's rows and its edges' pads in the first pass after the
+        # histogram: a tie of 0.5 and the float below it, a run ending 4e-7
+        # above the edge (both took a third pass, as if they went on beyond
+        # the pad)
+        (([np.nextafter(0.5, 0.0), 0.5], [True, False], 0.5), 2),
+        (_tie_run(1000), 2),
+        # a run going on 2.4e-6 above the edge, beyond the pad: read again
+        (_tie_run(6000), 3),
+    ],
+)
+def test_threshold_passes_over_the_rows(case, expected_passes):
+    """The automatic threshold reads the rows in two passes (a histogram,
+    then one bin with its edges' pads) and a third only where a run of tying
+    confidences goes on beyond a pad: each pass is a round trip on a
+    cluster."""
+    confidence, correct, target = case
+    confidence = np.asarray(confidence, dtype=np.float64)
+    margin = np.arange(len(confidence), dtype=np.float64)
+    passes = []
+
+    class CountingSource(ArraySource):
+        def map_reduce(self, fn, merge=add):
+            passes.append(fn)
+            return super().map_reduce(fn, merge)
+
+    rows = _selective.ranking_rows(confidence, correct, np.ones(len(correct)), margin)
+    source = CountingSource(rows, np.zeros(len(rows)), rows[:, 3])
+    got = _selective.select_threshold_on(source, target)
+    assert len(passes) == expected_passes
+    assert got == _selective.select_threshold(
+        confidence, correct, np.ones(len(correct)), target, margin
+    )
+
+
+@pytest.mark.parametrize(("threshold", "expected_passes"), [("auto", 3), (0.8, 3)])
+def test_flag_reads_a_calibrators_held_out_rows_in_three_passes(
+    monkeypatch, threshold, expected_passes
+):
+    """A calibrator's flag reads its held-out rows (one source, its own) in
+    three passes, each a round trip on a cluster: the threshold's histogram
+    with the conformal reference, the threshold's bin (or the fixed
+    threshold's coverage, with the reference), the summaries of the shift
+    report and of adaptation."""
+    rng = np.random.default_rng(0)
+    proba = rng.dirichlet(np.ones(3), size=500)
+    # right four times in five: the target of 0.5 takes every prediction
+    y = np.where(rng.random(500) < 0.8, proba.argmax(axis=1), rng.integers(0, 3, 500))
+    held = _flag.held_out_rows(proba, rng.random(500), y, np.ones(500))
+    passes = []
+    map_reduce = ArraySource.map_reduce
+
+    def counted(self, fn, merge=add):
+        passes.append(fn)
+        return map_reduce(self, fn, merge)
+
+    monkeypatch.setattr(ArraySource, "map_reduce", counted)
+    rules = _flag.Rules(
+        ("low_confidence", "conformal"), threshold, -np.inf, 0.5, 0.5, 0.1, 0.05
+    )
+    fitted = _flag.fit_flag(
+        rules, held, [held], None, 3, alongside=prior_requests(held, [held], 3)
+    )
+    assert len(passes) == expected_passes
+    accepted = proba.max(axis=1) >= (0.0 if threshold == "auto" else threshold)
+    assert fitted.coverage == pytest.approx(accepted.mean())

@@ -1090,10 +1090,13 @@ def test_fold_that_saw_two_classes_agrees_with_the_reference_without_ensemble():
 # The flag: the automatic threshold
 # --------------------------------------------------------------------------
 
-#: Confidence levels of the drawn held-out predictions: none a multiple of
-#: 1/4096 below 1, where a tie nudged across the edge meets a bug (see
-#: ``test_threshold_where_a_tie_straddles_a_bin_edge``).
-_LEVELS = [0.2, 0.55, 0.6, 0.7, 0.9, 0.95, 0.99, 1 - 1e-6, 1.0]
+#: Confidence levels of the drawn held-out predictions; 0.5 and 0.75 are
+#: edges of the selection's bins (``_selective.BINS``).
+_LEVELS = [0.2, 0.5, 0.55, 0.6, 0.7, 0.75, 0.9, 0.95, 0.99, 1 - 1e-6, 1.0]
+
+#: A step below the tie tolerance: values this far apart tie, twice as far
+#: apart they tie only through a value between them (a chain).
+_CHAIN_STEP = 0.8e-9
 
 
 def _nudged(value, steps):
@@ -1104,13 +1107,23 @@ def _nudged(value, steps):
     return float(value)
 
 
+def _near_level(draw, level, chained: bool) -> float:
+    """``level`` nudged by a few ulps, or with ``chained`` moved down by a
+    few chain steps (values that tie only through others)."""
+    if chained:
+        return float(level - draw(st.integers(0, 3)) * _CHAIN_STEP)
+    return _nudged(level, draw(st.integers(-3, 3)))
+
+
 @st.composite
 def held_out_predictions(draw):
-    """Confidences on a coarse grid, each nudged by a few ulps (ties the rule
-    must see), correctness, weights with zeros, margins (with ties too)."""
+    """Confidences on a coarse grid, each nudged by a few ulps or chain steps
+    (ties the rule must see), correctness, weights with zeros, margins (with
+    ties and chains too)."""
     m = draw(st.integers(1, 40))
     level = st.sampled_from(_LEVELS)
-    confidence = [_nudged(draw(level), draw(st.integers(-3, 3))) for _ in range(m)]
+    chained = draw(st.booleans())
+    confidence = [_near_level(draw, draw(level), chained) for _ in range(m)]
     correct = draw(st.lists(st.booleans(), min_size=m, max_size=m))
     kind = draw(st.sampled_from(["none", "integer", "zeros"]))
     weights = np.ones(m)
@@ -1123,9 +1136,8 @@ def held_out_predictions(draw):
     margin = None
     if draw(st.booleans()):
         spread = st.sampled_from([0.0, 1.0, 2.5, 30.0])
-        margin = np.array(
-            [_nudged(draw(spread), draw(st.integers(0, 2))) for _ in range(m)]
-        )
+        chained = draw(st.booleans())
+        margin = np.array([_near_level(draw, draw(spread), chained) for _ in range(m)])
     target = draw(
         st.sampled_from([0.5, 2 / 3, 0.75, 0.8, 0.9, 0.95, 0.99, 1.0 - 1e-12])
     )
@@ -1235,6 +1247,25 @@ def test_binary_confidence_margin_is_the_size_of_the_calibrated_score(columns):
     b = np.asarray(model.intercept_, dtype=float)
     expected = np.abs(model.scale_ * new + (b[1] - b[0]))
     np.testing.assert_allclose(model.confidence_margin(new_z), expected, rtol=1e-12)
+
+
+@pytest.mark.parametrize("other", [0.7001, 0.95])
+def test_margins_of_other_predictions_do_not_chain_a_cut(other):
+    """Found in review: the margin's tie groups were formed over every row the
+    selection read, so a prediction of another confidence (0.7001, in the
+    same bin) with a margin between two margins of a tie at 0.7 chained them
+    (0 and 1.5e-9, through 0.75e-9), and the tie could not be cut: the
+    threshold hung on which rows the selection gathered (0.7001 beside the
+    tie, 0.7 with the other row in another bin). The rule compares each
+    margin with the margin threshold alone; both choices are now the brute
+    force's, the tie cut between its wrong and its right prediction."""
+    confidence = np.array([0.7, 0.7, other])
+    correct = np.array([False, True, True])
+    margin = np.array([0.0, 1.5e-9, 0.75e-9])
+    case = (confidence, correct, np.ones(3), margin, 1.0 - 1e-12)
+    check_threshold_selection_is_the_brute_force_choice(case)
+    got = package_select_threshold(*case[:3], case[4], margin)
+    assert got[:2] == (0.7, pytest.approx(2 / 3))
 
 
 def _straddling_tie():
