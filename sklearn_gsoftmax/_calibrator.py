@@ -19,6 +19,7 @@ from sklearn.model_selection import KFold
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
+from ._fitting import score_unit, unit_values_summary
 from ._flag import DEFAULT_RULES, check_rules, held_out_rows, outside_range
 from ._links import LINKS
 from ._map import (
@@ -33,6 +34,7 @@ from ._persistence import VersionedStateMixin
 from ._source import (
     ArraySource,
     Chunk,
+    QuantileSummary,
     lazily,
     lazy_handler,
     merge_dicts,
@@ -123,8 +125,11 @@ def fit_calibration_map(calibrator, source, classes, n: float, summary=None):
             "pass one score column per class (or a single column of decision "
             "scores for two classes)."
         )
+    # read in the validating pass; not kept through the fit (the margins of
+    # binary scores: the size of the scores)
+    unit = score_unit(source, summary.pop("unit_values"))
     spec = map_spec(calibrator, n_classes, n, summary["weight"], summary["dtype"])
-    fitted = fit_map(source, spec)
+    fitted = fit_map(source, spec, unit)
     calibrator.classes_ = classes
     calibrator.n_samples_ = n
     if not hasattr(calibrator, "n_features_in_"):
@@ -143,7 +148,8 @@ def fit_calibration_map(calibrator, source, classes, n: float, summary=None):
 def summarise(source) -> dict:
     """One pass over the rows of ``source``, validating them (a chunk's bad
     value is named with its chunk): their count, weight, distinct labels,
-    score range and dtype."""
+    score range and dtype, and the first summary of their unit
+    (``_fitting.unit_values_summary``)."""
     return source.map_reduce(_chunk_summary, _MERGE_SUMMARIES)
 
 
@@ -167,11 +173,17 @@ def _chunk_summary(chunk) -> dict:
         "labels": distinct_labels(chunk.y),
         "range": _score_range(z),
         "dtype": z.dtype,
+        "unit_values": unit_values_summary(chunk._replace(z=z)),
     }
 
 
 _MERGE_SUMMARIES = merge_dicts(
-    {"labels": np.union1d, "range": merge_ranges, "dtype": lambda a, b: a}
+    {
+        "labels": np.union1d,
+        "range": merge_ranges,
+        "dtype": lambda a, b: a,
+        "unit_values": QuantileSummary.merge,
+    }
 )
 
 

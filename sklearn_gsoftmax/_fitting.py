@@ -102,7 +102,13 @@ def _unit_values(chunk: Chunk):
 UNIT_FENCE_IQRS = 10.0
 
 
-def score_unit(source) -> float:
+def unit_values_summary(chunk: Chunk) -> QuantileSummary:
+    """A chunk's part of the first of :func:`score_unit`'s two passes (merged
+    by ``QuantileSummary.merge``), for a pass that reads the scores anyway."""
+    return QuantileSummary(*_unit_values(chunk), UNIT_SUMMARY_POINTS)
+
+
+def score_unit(source, values_summary: QuantileSummary | None = None) -> float:
     """A robust scale of the scores: their mean absolute deviation from the
     median, after clipping them to their 5th and 95th percentiles, and to
     ``UNIT_FENCE_IQRS`` interquartile ranges beyond the quartiles.
@@ -114,12 +120,13 @@ def score_unit(source) -> float:
     clusters. Clipping to the 5-95 % range keeps both problems out unless 90 %
     of the scores are equal; the fence keeps out up to a quarter of them
     saturated far out on either side (see ``UNIT_FENCE_IQRS``).
+
+    ``values_summary``: the :func:`unit_values_summary` of the rows, where a
+    pass that validated them computed it (one pass saved).
     """
-
-    def summarise(chunk):
-        return QuantileSummary(*_unit_values(chunk), UNIT_SUMMARY_POINTS)
-
-    summary = source.map_reduce(summarise, QuantileSummary.merge)
+    summary = values_summary
+    if summary is None:
+        summary = source.map_reduce(unit_values_summary, QuantileSummary.merge)
     low, lower_quartile, median, upper_quartile, high = summary.quantiles(
         [0.05, 0.25, 0.5, 0.75, 0.95]
     )

@@ -130,12 +130,13 @@ def clip_range_of(source) -> np.ndarray:
     return settled(source.map_reduce(bounds, merge_ranges))
 
 
-def fit_map(source, spec: MapSpec) -> MapFit:
-    """Fit the calibration map on the rows of ``source`` (see the module)."""
+def fit_map(source, spec: MapSpec, unit: float | None = None) -> MapFit:
+    """Fit the calibration map on the rows of ``source`` (see the module);
+    ``unit``: their ``_fitting.score_unit``, where known."""
     if spec.fit_intercept == "auto":
-        affine, spec = _offsets_if_they_pay(source, spec)
+        affine, spec = _offsets_if_they_pay(source, spec, unit)
     else:
-        affine = fit_affine(source, spec)
+        affine = fit_affine(source, spec, unit=unit)
     layout = refinement_layout(spec, rows=spec.total)
     refined, clip_range = None, None
     if layout is not None:
@@ -165,22 +166,22 @@ NATS_PER_OFFSET = 1.0
 SCREEN_MIN_CLASSES = 50
 
 
-def _offsets_if_they_pay(source, spec: MapSpec):
+def _offsets_if_they_pay(source, spec: MapSpec, unit: float | None = None):
     """The affine fit with offsets, or the scale alone where the offsets do
     not pay (``NATS_PER_OFFSET``); binary margins always keep theirs (Platt's
     intercept). Returns the fit and the spec with the choice made."""
     with_offsets = spec._replace(fit_intercept=True)
     if spec.n_classes == 2:
-        return fit_affine(source, with_offsets), with_offsets
+        return fit_affine(source, with_offsets, unit=unit), with_offsets
     scale_only = spec._replace(fit_intercept=False)
     needed = NATS_PER_OFFSET * (spec.n_classes - 1)
     if spec.n_classes >= SCREEN_MIN_CLASSES:
-        plain = fit_affine(source, scale_only)
+        plain = fit_affine(source, scale_only, unit=unit)
         if offsets_screened_out(source, spec, plain, needed):
             return plain, scale_only
         affine = fit_affine(source, with_offsets, unit=plain.unit)
     else:
-        affine = fit_affine(source, with_offsets)
+        affine = fit_affine(source, with_offsets, unit=unit)
         # started from the fit with offsets (its search chose the basin): a
         # local fit of the scale alone, no second search
         layout = Layout(spec.n_classes, fit_intercept=False, n=spec.n)

@@ -358,12 +358,16 @@ def test_scores_unit_is_computed_once_a_fit(monkeypatch, bias):
     z, y = _logits(3000, 60, seed=3)
     z = z + np.linspace(-bias, bias, 60, dtype=np.float32)
     calls = []
-    unit_of = _fitting.score_unit
-    monkeypatch.setattr(_fitting, "score_unit", lambda s: calls.append(s) or unit_of(s))
+    values_of = _fitting._unit_values
+    monkeypatch.setattr(
+        _fitting, "_unit_values", lambda chunk: calls.append(1) or values_of(chunk)
+    )
     model = GaussianSoftmaxCalibrator(score_map="affine", uncertainty_rules=())
     model.fit(z, y)
     assert bool(np.any(model.intercept_ != 0.0)) == (bias > 0)
-    assert len(calls) == 1
+    # the unit's two passes: its values' summary (in the validating pass)
+    # and their deviations
+    assert len(calls) == 2
 
 
 @pytest.mark.parametrize("bias, kept", [(0.0, False), (0.3, False), (0.5, True)])
