@@ -60,22 +60,35 @@ def counted_passes():
 
     passes: dict = {}
     original = DaskSource.map_reduce
+    original_each = DaskSource.map_reduce_each
 
-    def counting(self, fn, *args, **kwargs):
+    def name_of(fn) -> str:
         name = getattr(fn, "__qualname__", repr(fn))
-        name = name.replace(".<locals>", "").replace(".<lambda>", "")
+        return name.replace(".<locals>", "").replace(".<lambda>", "")
+
+    def timed(name, run):
         start = time.perf_counter()
-        result = original(self, fn, *args, **kwargs)
+        result = run()
         count_seconds = passes.setdefault(name, [0, 0.0])
         count_seconds[0] += 1
         count_seconds[1] += time.perf_counter() - start
         return result
 
+    def counting(self, fn, *args, **kwargs):
+        return timed(name_of(fn), lambda: original(self, fn, *args, **kwargs))
+
+    def counting_each(requests):
+        # one computation for all: one pass, named by what it computes
+        name = "+".join(name_of(fn) for _, fn, _ in requests)
+        return timed(name, lambda: original_each(requests))
+
     DaskSource.map_reduce = counting
+    DaskSource.map_reduce_each = staticmethod(counting_each)
     try:
         yield passes
     finally:
         DaskSource.map_reduce = original
+        DaskSource.map_reduce_each = classmethod(original_each.__func__)
 
 
 def _by_kind(passes: dict) -> str:

@@ -387,10 +387,10 @@ class GaussianSoftmaxCalibrator(
         The threshold of the ``low_confidence`` rule; ``inf`` when no threshold
         reaches ``target_accuracy`` (every prediction is flagged).
     uncertainty_margin_threshold_ : float
-        Where top-class probabilities tie at ``uncertainty_threshold_`` (they
-        saturate at the bound), those with a calibrated score margin
-        (:meth:`confidence_margin`) below this are flagged too; ``-inf`` when
-        no tie needs breaking.
+        Top-class probabilities that tie with ``uncertainty_threshold_`` (as
+        at the bound) with a :meth:`confidence_margin` below this are flagged
+        too: the smallest margin of the accepted fitted predictions that tie
+        with it; ``-inf`` with a fixed threshold, or none reaching the target.
     coverage_ : float
         Share of the fitted samples whose prediction the threshold accepts.
     accepted_accuracy_ : float

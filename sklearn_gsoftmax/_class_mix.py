@@ -18,7 +18,13 @@ import numpy as np
 import pandas as pd
 
 from ._conformal import conformal_sets
-from ._flag import SAMPLE_RULES, batch_statistics, held_out_rows, select_threshold
+from ._flag import (
+    SAMPLE_RULES,
+    batch_statistics,
+    held_out_rows,
+    ranking_of,
+    select_threshold,
+)
 from ._priors import (
     adapt_proba,
     check_batch,
@@ -172,7 +178,7 @@ class ClassMixMixin:
         weights = rows["w"] * self._prior_ratio[rows["y"]]
         held = held_out_rows(proba, rows["margin"], rows["y"], weights)
         threshold, margin_threshold, coverage, accuracy = select_threshold(
-            self._rules(threshold=self.uncertainty_threshold), held
+            self._rules(threshold=self.uncertainty_threshold), ranking_of(held)
         )
         self.uncertainty_threshold_ = threshold
         self.uncertainty_margin_threshold_ = margin_threshold

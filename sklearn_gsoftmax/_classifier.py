@@ -404,10 +404,10 @@ class GaussianSoftmaxClassifier(
         The threshold of the ``low_confidence`` rule; ``inf`` when no threshold
         reaches ``target_accuracy`` (every prediction is flagged).
     uncertainty_margin_threshold_ : float
-        Where top-class probabilities tie at ``uncertainty_threshold_`` (they
-        saturate at the bound), those with a calibrated score margin
-        (:meth:`confidence_margin`) below this are flagged too; ``-inf`` when
-        no tie needs breaking.
+        Top-class probabilities that tie with ``uncertainty_threshold_`` (as
+        at the bound) with a :meth:`confidence_margin` below this are flagged
+        too: the smallest margin of the accepted held-out predictions that tie
+        with it; ``-inf`` with a fixed threshold, or none reaching the target.
     coverage_ : float
         Share of the held-out predictions the threshold accepts.
     accepted_accuracy_ : float

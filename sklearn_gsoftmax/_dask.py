@@ -252,11 +252,28 @@ class DaskSource(Source):
 
     def map_reduce(self, fn, merge=add):
         import dask
+
+        return dask.compute(self._reduction(fn, merge))[0]
+
+    @classmethod
+    def map_reduce_each(cls, requests: list) -> list:
+        """Every request in one computation: one round trip, and the parts
+        that sources derived from one another share (a source and its
+        ``map``) computed once."""
+        import dask
+
+        return list(
+            dask.compute(
+                *(source._reduction(fn, merge) for source, fn, merge in requests)
+            )
+        )
+
+    def _reduction(self, fn, merge):
         from dask import delayed
 
         run = delayed(_in_chunk, pure=True)
         parts = [run(i, fn, part) for i, part in enumerate(self.parts)]
-        return dask.compute(_tree(parts, merge))[0]
+        return _tree(parts, merge)
 
     def evaluator(self, make, merge=add):
         def evaluate(*args):

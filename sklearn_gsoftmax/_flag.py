@@ -226,24 +226,18 @@ def _ranked(chunk):
     return chunk._replace(z=rows)
 
 
-def _histogram_request(held) -> tuple:
-    """The automatic threshold's first pass over ``held`` as a ``(source, fn,
-    merge)`` request, to share a pass with other statistics."""
-    return held, lambda chunk: threshold_histogram(_ranked(chunk)), add
+def ranking_of(held):
+    """The held-out rows ``held`` (a source of :func:`held_out_rows`) as the
+    threshold's selection reads them: a source of ``ranking_rows``."""
+    return held.map(_ranked)
 
 
-def select_threshold(rules: Rules, held, histogram=None) -> tuple:
-    """``(threshold, margin threshold, coverage, accuracy)`` of the rule
-    ``low_confidence`` on the held-out rows ``held`` (a source of
-    :func:`held_out_rows`; their weights may be reweighted, as after a change
-    of the class proportions); ``histogram``: the result of its
-    :func:`_histogram_request`, when computed already."""
-    ranking = held.map(_ranked)
+def _first_pass_request(rules: Rules, ranking) -> tuple:
+    """The threshold's first pass over ``ranking`` as a ``(source, fn,
+    merge)`` request, to share a pass with other statistics: the automatic
+    threshold's histogram, or a fixed threshold's accepted totals."""
     if rules.threshold == "auto":
-        threshold, coverage, accuracy, margin_threshold = select_threshold_on(
-            ranking, rules.target_accuracy, histogram=histogram
-        )
-        return threshold, margin_threshold, coverage, accuracy
+        return ranking, threshold_histogram, add
     threshold = float(rules.threshold)
 
     def accepted(chunk):
@@ -251,9 +245,27 @@ def select_threshold(rules: Rules, held, histogram=None) -> tuple:
         w = chunk.z[:, 3]
         return np.array([w @ taken, w @ (taken * chunk.z[:, 1]), w.sum()])
 
-    accepted_weight, accepted_correct, total = ranking.map_reduce(accepted)
+    return ranking, accepted, add
+
+
+def select_threshold(rules: Rules, ranking, first_pass=None) -> tuple:
+    """``(threshold, margin threshold, coverage, accuracy)`` of the rule
+    ``low_confidence`` on held-out rows (``ranking``: their
+    :func:`ranking_of`; their weights may be reweighted, as after a change of
+    the class proportions); ``first_pass``: the result of its
+    :func:`_first_pass_request`, when a shared pass computed it."""
+    if first_pass is None:
+        _, fn, merge = _first_pass_request(rules, ranking)
+        first_pass = ranking.map_reduce(fn, merge)
+    if rules.threshold == "auto":
+        threshold, coverage, accuracy, margin_threshold = select_threshold_on(
+            ranking, rules.target_accuracy, histogram=first_pass
+        )
+        return threshold, margin_threshold, coverage, accuracy
+    accepted_weight, accepted_correct, total = first_pass
     accuracy = accepted_correct / accepted_weight if accepted_weight > 0 else math.nan
-    return threshold, -math.inf, float(accepted_weight / total), float(accuracy)
+    coverage = float(accepted_weight / total)
+    return float(rules.threshold), -math.inf, coverage, float(accuracy)
 
 
 def _reference_summary(chunk) -> QuantileSummary:
@@ -278,19 +290,19 @@ def fit_flag(
     statistics of these sources, computed in the summary's passes (one per
     source, see ``_source.one_pass_each``); their results come back in
     ``FlagFit.alongside``."""
-    # the threshold's first pass and the conformal references in one pass
-    # over each source (on a cluster, one round trip)
-    auto = rules.threshold == "auto"
+    # the threshold's first pass and the conformal references together (on
+    # a cluster, one round trip)
+    ranking = ranking_of(held)
     first = one_pass_each(
-        ([_histogram_request(held)] if auto else [])
+        [_first_pass_request(rules, ranking)]
         + [
             (model_held, _reference_summary, QuantileSummary.merge)
             for model_held in per_model
         ]
     )
-    references = [ConformalReference(*summary.points()) for summary in first[auto:]]
+    references = [ConformalReference(*summary.points()) for summary in first[1:]]
     threshold, margin_threshold, coverage, accuracy = select_threshold(
-        rules, held, first[0] if auto else None
+        rules, ranking, first[0]
     )
     rules = rules._replace(threshold=threshold, margin_threshold=margin_threshold)
     requests = _summary_requests(rules, per_model, references)

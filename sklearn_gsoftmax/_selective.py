@@ -177,7 +177,9 @@ def select_threshold_on(source, target_accuracy, *, with_margin=True, histogram=
     of ``source`` (chunks of :func:`ranking_rows` in ``z``).
 
     Returns ``(threshold, coverage, accuracy)`` on those rows, and with
-    ``with_margin`` also the margin threshold (``-inf`` unless a tie is cut).
+    ``with_margin`` also the margin threshold (the smallest margin of the
+    accepted rows that tie with the threshold; ``-inf`` where none reaches
+    the target).
     When no threshold reaches the target, the threshold is ``inf``: every
     prediction is flagged, whatever its probability (coverage 0, accuracy
     NaN). That is recorded, not warned about; the estimators warn when the
@@ -193,8 +195,28 @@ def select_threshold_on(source, target_accuracy, *, with_margin=True, histogram=
     """
     if histogram is None:
         histogram = source.map_reduce(threshold_histogram)
+    total = histogram[0].sum()
+    candidates, reaches = _candidate_bins(histogram, target_accuracy)
+    position = 0
+    while position < len(candidates):
+        first = candidates[position]
+        last = _range_end(first, reaches, histogram[2])
+        # the last bin holds 1.0 too
+        high = (last + 1) / BINS if last < BINS - 1 else math.inf
+        choice = _lowest_in_range(
+            source, first / BINS, high, total, target_accuracy, with_margin
+        )
+        if choice is not None:
+            return choice
+        position = int(np.searchsorted(candidates, last, side="right"))
+    return (math.inf, 0.0, math.nan) + ((-math.inf,) if with_margin else ())
+
+
+def _candidate_bins(histogram, target_accuracy: float):
+    """The bins that may hold a threshold reaching the target (in increasing
+    order), and per bin whether accepting it whole with every bin above
+    reaches the target (then the answer is seldom far above it)."""
     bin_weight, bin_correct, bin_count, wrong_at_edge = histogram
-    total = bin_weight.sum()
     # the totals of the bins above each bin
     weight_above = np.cumsum(bin_weight[::-1])[::-1] - bin_weight
     correct_above = np.cumsum(bin_correct[::-1])[::-1] - bin_correct
@@ -207,60 +229,91 @@ def select_threshold_on(source, target_accuracy, *, with_margin=True, histogram=
     # are taken as left out (a tie of 0.5 and the float below it, the wrong
     # one above, was skipped and nothing reached the target).
     left_out = np.append(wrong_at_edge[1:], 0.0)
+    denominator = weight_above - left_out + bin_correct
+    whole = weight_above + bin_weight
     with np.errstate(invalid="ignore", divide="ignore"):
-        best = (correct_above + bin_correct) / (weight_above - left_out + bin_correct)
-    # the slack only admits more bins to the exact check, against rounding
-    # (a bin of zero-weight samples still holds thresholds, lower ones)
-    candidates = np.flatnonzero(
-        (best >= target_accuracy * (1.0 - 1e-9)) & (bin_count > 0)
+        # nothing correct to accept (0 / 0): an accuracy of 0 at best
+        best = np.where(denominator > 0, (correct_above + bin_correct) / denominator, 0)
+        whole_accuracy = np.where(whole > 0, (correct_above + bin_correct) / whole, 0)
+    # An accuracy that ties with the target reaches it (absolutely within
+    # TIE_RTOL below 1); the slack of twice that only admits more bins to the
+    # exact check (a bin of zero-weight samples still holds thresholds, lower
+    # ones). A slack of 1e-9 times the target skipped a bin whose accuracy
+    # tied with a target of 0.5 + 7e-10, and flagged everything.
+    slack = 2.0 * TIE_RTOL * max(1.0, abs(target_accuracy))
+    candidates = np.flatnonzero((best >= target_accuracy - slack) & (bin_count > 0))
+    return candidates, whole_accuracy >= target_accuracy - slack
+
+
+#: Rows that one exact check of :func:`select_threshold_on` reads at most
+#: beyond its first bin (a float64 copy of 2 MiB).
+RANGE_ROWS = 1 << 16
+
+
+def _range_end(first: int, reaches: np.ndarray, bin_count: np.ndarray) -> int:
+    """The last bin of the range an exact check reads from bin ``first``: on
+    up to the first bin that ``reaches`` the target accepted whole (the
+    bins between hold the answer, most often), within ``RANGE_ROWS`` rows.
+    Each range read is a pass over the rows (a round trip on a cluster);
+    checking bin by bin, a calibrator's flag on 200 000 binary scores took
+    three."""
+    last, rows = first, bin_count[first]
+    while not reaches[last] and last + 1 < BINS:
+        rows += bin_count[last + 1]
+        if rows > RANGE_ROWS:
+            break
+        last += 1
+    return last
+
+
+def _lowest_in_range(source, low, high, total, target_accuracy, with_margin):
+    """The lowest threshold in ``[low, high)`` whose accepted rows reach the
+    target, as :func:`select_threshold_on` returns it; ``None`` if none.
+
+    One pass reads the rows of the range and of twice the pads around its
+    edges (every value ``_cut`` looks at, whatever the rounding of the pad's
+    ends) and the totals above them; a second only where a run of ties goes
+    on beyond the upper pad."""
+    padded, beyond = source.map_reduce(
+        lambda chunk, a=low - 2 * _EDGE_PAD, b=high + 2 * _EDGE_PAD: _window(
+            chunk.z, a, b
+        ),
+        _merge_windows,
     )
-    for j in candidates:
-        # the last bin holds 1.0 too
-        low, high = j / BINS, (j + 1) / BINS if j < BINS - 1 else math.inf
-        # one pass: the rows of the bin and of twice the pads around its edges
-        # (every value _cut looks at, whatever the rounding of the pad's
-        # ends), and the totals above them; a second only where a run of
-        # ties goes on beyond a pad
-        padded, beyond = source.map_reduce(
-            lambda chunk, a=low - 2 * _EDGE_PAD, b=high + 2 * _EDGE_PAD: _window(
-                chunk.z, a, b
-            ),
+    # the range's thresholds, with every value of the tie groups they end; a
+    # run of ties across the lower edge holds none of them (its lowest value
+    # is below the edge): the rows below the pad do not count
+    low_cut = max(_cut(padded[:, 0], low, up=False), low - 2 * _EDGE_PAD)
+    high_cut = _cut(padded[:, 0], high, up=True)
+    if high_cut == math.inf and high < math.inf:
+        # a run of ties from the range goes on beyond what the pass read
+        window, above = source.map_reduce(
+            lambda chunk, a=low_cut: _window(chunk.z, a, math.inf),
             _merge_windows,
         )
-        # the bin's thresholds, with every value of the tie groups they end;
-        # a run of ties across the lower edge holds none of them (its lowest
-        # value is below the edge): the rows below the pad do not count
-        low_cut = max(_cut(padded[:, 0], low, up=False), low - 2 * _EDGE_PAD)
-        high_cut = _cut(padded[:, 0], high, up=True)
-        if high_cut == math.inf and high < math.inf:
-            # a run of ties from the bin goes on beyond what the pass read
-            window, above = source.map_reduce(
-                lambda chunk, a=low_cut: _window(chunk.z, a, math.inf),
-                _merge_windows,
-            )
-        else:
-            window, above = _window(padded, low_cut, high_cut)
-            above += beyond
-        thresholds, margins, accepted_weight, accepted_correct = accepted_totals(
-            window[:, 0],
-            window[:, 1].astype(bool),
-            window[:, 3],
-            window[:, 2] if with_margin else None,
-            start=tuple(above),
-        )
-        accuracy = accepted_correct / accepted_weight
-        in_bin = (thresholds >= low) & (thresholds < high)
-        valid = np.flatnonzero(in_bin & ~below(accuracy, target_accuracy))
-        if valid.size:
-            last = valid[-1]
-            choice = (
-                float(thresholds[last]),
-                float(accepted_weight[last] / total),
-                float(accuracy[last]),
-            )
-            # the accepted keys are those >= (threshold, margin threshold)
-            return (*choice, float(margins[last])) if with_margin else choice
-    return (math.inf, 0.0, math.nan) + ((-math.inf,) if with_margin else ())
+    else:
+        window, above = _window(padded, low_cut, high_cut)
+        above += beyond
+    thresholds, margins, accepted_weight, accepted_correct = accepted_totals(
+        window[:, 0],
+        window[:, 1].astype(bool),
+        window[:, 3],
+        window[:, 2] if with_margin else None,
+        start=tuple(above),
+    )
+    accuracy = accepted_correct / accepted_weight
+    in_range = (thresholds >= low) & (thresholds < high)
+    valid = np.flatnonzero(in_range & ~below(accuracy, target_accuracy))
+    if not valid.size:
+        return None
+    last = valid[-1]
+    choice = (
+        float(thresholds[last]),
+        float(accepted_weight[last] / total),
+        float(accuracy[last]),
+    )
+    # the accepted keys are those >= (threshold, margin threshold)
+    return (*choice, float(margins[last])) if with_margin else choice
 
 
 def _merge_windows(a, b):

@@ -74,6 +74,22 @@ class Source:
     def map(self, fn) -> Source:
         raise NotImplementedError
 
+    @classmethod
+    def map_reduce_each(cls, requests: list) -> list:
+        """The results of ``requests``, ``(source, fn, merge)`` triples of
+        sources of this class, with one pass over each distinct source (its
+        requests computed :func:`jointly`); a class whose passes can share
+        one computation says so by overriding this."""
+        by_source: dict = {}
+        for index, (source, _, _) in enumerate(requests):
+            by_source.setdefault(id(source), (source, []))[1].append(index)
+        results = [None] * len(requests)
+        for source, indices in by_source.values():
+            fn, merge = jointly(*(requests[index][1:] for index in indices))
+            for index, result in zip(indices, source.map_reduce(fn, merge)):
+                results[index] = result
+        return results
+
 
 class ArraySource(Source):
     """The rows in memory: one chunk.
@@ -157,16 +173,17 @@ def jointly(*parts):
 
 
 def one_pass_each(requests: list) -> list:
-    """The results of ``requests``, ``(source, fn, merge)`` triples, with one
-    pass over each distinct source: its requests computed :func:`jointly`. On
-    a cluster, one round trip per source instead of one per statistic."""
-    by_source: dict = {}
-    for index, (source, _, _) in enumerate(requests):
-        by_source.setdefault(id(source), (source, []))[1].append(index)
+    """The results of ``requests``, ``(source, fn, merge)`` triples, in as
+    few passes as their sources allow (``Source.map_reduce_each``): one per
+    distinct source in memory, one computation for all on a cluster. On a
+    cluster, one round trip instead of one per statistic."""
+    by_class: dict = {}
+    for index, request in enumerate(requests):
+        by_class.setdefault(type(request[0]), []).append(index)
     results = [None] * len(requests)
-    for source, indices in by_source.values():
-        fn, merge = jointly(*(requests[index][1:] for index in indices))
-        for index, result in zip(indices, source.map_reduce(fn, merge)):
+    for source_class, indices in by_class.items():
+        each = source_class.map_reduce_each([requests[index] for index in indices])
+        for index, result in zip(indices, each):
             results[index] = result
     return results
 

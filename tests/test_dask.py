@@ -273,3 +273,38 @@ def test_top_k_and_gather_name_the_global_rows(client):
     np.testing.assert_array_equal(gathered.z, z[rows])
     np.testing.assert_array_equal(gathered.y, y[rows])
     np.testing.assert_array_equal(gathered.w, w[rows])
+
+
+@pytest.mark.parametrize(("threshold", "expected"), [("auto", 3), (0.8, 2)])
+def test_flag_reads_the_held_out_rows_in_few_round_trips(
+    client, monkeypatch, binary, threshold, expected
+):
+    """A calibrator's flag reads its held-out rows on the cluster in few
+    computations, each a round trip: the threshold's first pass (its
+    histogram, or a fixed threshold's coverage) with the conformal
+    reference, the automatic threshold's bin, and the summaries of the shift
+    report and of adaptation."""
+    import dask
+
+    from sklearn_gsoftmax import _uncertainty
+
+    computes = []
+    compute, fit_flag = dask.compute, _uncertainty.fit_flag
+
+    def counted(*args, **kwargs):
+        computes.append(args)
+        return compute(*args, **kwargs)
+
+    def fit_flag_counted(*args, **kwargs):
+        with monkeypatch.context() as patched:
+            patched.setattr(dask, "compute", counted)
+            return fit_flag(*args, **kwargs)
+
+    monkeypatch.setattr(_uncertainty, "fit_flag", fit_flag_counted)
+    s, y = binary
+    model = GaussianSoftmaxCalibrator(
+        uncertainty_rules=("low_confidence", "conformal"),
+        uncertainty_threshold=threshold,
+    ).fit(da.from_array(s, chunks=CHUNK), da.from_array(y, chunks=CHUNK))
+    assert len(computes) == expected
+    assert 0.0 < model.coverage_ <= 1.0

@@ -1125,9 +1125,12 @@ def held_out_predictions(draw):
     chained = draw(st.booleans())
     confidence = [_near_level(draw, draw(level), chained) for _ in range(m)]
     correct = draw(st.lists(st.booleans(), min_size=m, max_size=m))
-    kind = draw(st.sampled_from(["none", "integer", "zeros"]))
+    kind = draw(st.sampled_from(["none", "integer", "zeros", "fractional"]))
     weights = np.ones(m)
-    if kind != "none":
+    if kind == "fractional":
+        fraction = st.floats(0.1, 3.0, allow_nan=False, allow_infinity=False)
+        weights = np.array(draw(st.lists(fraction, min_size=m, max_size=m)))
+    elif kind != "none":
         low = 0 if kind == "zeros" else 1
         drawn = draw(st.lists(st.integers(low, 3), min_size=m, max_size=m))
         weights = np.array(drawn, dtype=float)
@@ -1141,6 +1144,12 @@ def held_out_predictions(draw):
     target = draw(
         st.sampled_from([0.5, 2 / 3, 0.75, 0.8, 0.9, 0.95, 0.99, 1.0 - 1e-12])
     )
+    if draw(st.booleans()):
+        # within the tie tolerance of (or just beyond) the accuracy of
+        # accepting every prediction: it reaches the target or does not
+        overall = float(weights @ np.array(correct) / weights.sum())
+        offset = draw(st.sampled_from([0.0, 7e-10, -7e-10, 1.1e-9, -1.1e-9]))
+        target = min(max(overall + offset, 1e-12), 1.0)
     return np.array(confidence), np.array(correct, dtype=bool), weights, margin, target
 
 
@@ -1266,6 +1275,26 @@ def test_margins_of_other_predictions_do_not_chain_a_cut(other):
     check_threshold_selection_is_the_brute_force_choice(case)
     got = package_select_threshold(*case[:3], case[4], margin)
     assert got[:2] == (0.7, pytest.approx(2 / 3))
+
+
+@pytest.mark.parametrize(
+    ("confidence", "correct", "target"),
+    [
+        # accepting both reaches an accuracy of 0.5, which ties with the
+        # target; the bins' bound took a slack of target * 1e-9 only
+        ([0.9, 0.3], [False, True], 0.5 + 7e-10),
+        # only a wrong prediction: an accuracy of 0 ties with the target
+        ([0.6], [False], 5e-10),
+    ],
+)
+def test_accuracy_tying_with_the_target_reaches_it(confidence, correct, target):
+    """Found in review: an accuracy within the tie tolerance below the target
+    reaches it, but the selection's first pass left its bin out (and a bin
+    of wrong predictions alone had a bound of 0 / 0), and every prediction
+    was flagged."""
+    case = (np.array(confidence), np.array(correct), np.ones(len(correct)))
+    check_threshold_selection_is_the_brute_force_choice((*case, None, target))
+    assert package_select_threshold(*case, target)[0] == min(confidence)
 
 
 def _straddling_tie():
@@ -1685,13 +1714,16 @@ def check_calibration_report_and_risk_coverage_by_loops(table):
     expected = ref.calibration_report(y, proba, w)
     for key, value in expected.items():
         assert report[key] == pytest.approx(value, rel=1e-9, abs=1e-12), key
-    coverage, accuracy, thresholds = gs_metrics.risk_coverage_curve(
-        y, proba, labels=labels
-    )
-    expected = ref.risk_coverage_curve(y, proba)
-    np.testing.assert_allclose(coverage, expected[0], atol=1e-12)
-    np.testing.assert_allclose(accuracy, expected[1], atol=1e-12)
-    np.testing.assert_allclose(thresholds, expected[2], atol=1e-12)
+    # with margins too: a few levels, so that ties in confidence are cut
+    margin = np.round(np.sort(proba, axis=1)[:, -1] * 3) / 3
+    for orders in (None, margin):
+        coverage, accuracy, thresholds = gs_metrics.risk_coverage_curve(
+            y, proba, labels=labels, margin=orders
+        )
+        expected = ref.risk_coverage_curve(y, proba, orders)
+        np.testing.assert_allclose(coverage, expected[0], atol=1e-12)
+        np.testing.assert_allclose(accuracy, expected[1], atol=1e-12)
+        np.testing.assert_allclose(thresholds, expected[2], atol=1e-12)
 
 
 (
