@@ -287,8 +287,9 @@ def fit_flag(
     """The flag's fitted state from the held-out predictions ``held`` (as new
     predictions are made) and ``per_model`` (each model's own), sources of
     :func:`held_out_rows`. ``alongside``: more ``(source, fn, merge)``
-    statistics of these sources, computed in the summary's passes (one per
-    source, see ``_source.one_pass_each``); their results come back in
+    statistics of these sources, computed with the summary (one computation
+    on a cluster, one pass per distinct source in memory, see
+    ``_source.one_pass_each``); their results come back in
     ``FlagFit.alongside``."""
     # the threshold's first pass and the conformal references together (on
     # a cluster, one round trip)

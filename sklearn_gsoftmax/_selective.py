@@ -28,6 +28,8 @@ BINS = 4096
 #: run of tying values crossing the edge ends.
 _EDGE_PAD = 1e-6
 
+_EPS = float(np.finfo(np.float64).eps)
+
 
 def accepted_totals(confidence, correct, weights, margin=None, start=(0.0, 0.0)):
     """The accepted sets, largest confidence first.
@@ -188,8 +190,9 @@ def select_threshold_on(source, target_accuracy, *, with_margin=True, histogram=
     A full sort of 10^6 confidences costs about as much as fitting the
     calibrator, and on a cluster it would gather every row: one pass of
     ``BINS`` confidence bins finds the lowest bin that can hold the answer;
-    only the rows of that bin (up to the ends of the runs of ties crossing its
-    edges) are gathered and sorted, the next bin's where it does not hold it.
+    only the rows of a range of bins from it (:func:`_range_end`, up to the
+    ends of the runs of ties crossing its edges) are gathered and sorted, the
+    next range's where it does not hold the answer.
     ``histogram``: the :func:`threshold_histogram` of the rows, where a pass
     shared with other statistics computed it.
     """
@@ -217,9 +220,10 @@ def _candidate_bins(histogram, target_accuracy: float):
     order), and per bin whether accepting it whole with every bin above
     reaches the target (then the answer is seldom far above it)."""
     bin_weight, bin_correct, bin_count, wrong_at_edge = histogram
-    # the totals of the bins above each bin
-    weight_above = np.cumsum(bin_weight[::-1])[::-1] - bin_weight
-    correct_above = np.cumsum(bin_correct[::-1])[::-1] - bin_correct
+    # the totals of the bins above each bin (sums, not a sum less its last
+    # term, whose rounding can outweigh a small remainder)
+    weight_above = np.append(np.cumsum(bin_weight[::-1])[::-1][1:], 0.0)
+    correct_above = np.append(np.cumsum(bin_correct[::-1])[::-1][1:], 0.0)
     # A threshold inside bin j accepts the bins above plus weight y of bin j,
     # x <= min(y, bin_correct[j]) of it correct: its accuracy is at most
     # (correct_above + bin_correct) / (weight_above + bin_correct), since a
@@ -239,8 +243,14 @@ def _candidate_bins(histogram, target_accuracy: float):
     # TIE_RTOL below 1); the slack of twice that only admits more bins to the
     # exact check (a bin of zero-weight samples still holds thresholds, lower
     # ones). A slack of 1e-9 times the target skipped a bin whose accuracy
-    # tied with a target of 0.5 + 7e-10, and flagged everything.
-    slack = 2.0 * TIE_RTOL * max(1.0, abs(target_accuracy))
+    # tied with a target of 0.5 + 7e-10, and flagged everything. The bound's
+    # own rounding is added: where the weight left out nearly cancels the
+    # weight above (weights 1e8 apart), it is far beyond the tolerance.
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rounding = np.where(
+            denominator > 0, BINS * _EPS * (weight_above + bin_weight) / denominator, 0
+        )
+    slack = 2.0 * TIE_RTOL * max(1.0, abs(target_accuracy)) + rounding
     candidates = np.flatnonzero((best >= target_accuracy - slack) & (bin_count > 0))
     return candidates, whole_accuracy >= target_accuracy - slack
 
@@ -257,7 +267,7 @@ def _range_end(first: int, reaches: np.ndarray, bin_count: np.ndarray) -> int:
     Each range read is a pass over the rows (a round trip on a cluster);
     checking bin by bin, a calibrator's flag on 200 000 binary scores took
     three."""
-    last, rows = first, bin_count[first]
+    last, rows = first, 0
     while not reaches[last] and last + 1 < BINS:
         rows += bin_count[last + 1]
         if rows > RANGE_ROWS:

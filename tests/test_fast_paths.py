@@ -431,3 +431,21 @@ def test_threshold_passes_over_the_rows(case, expected_passes):
     # the choice itself against the brute force: test_reference.py
     _selective.select_threshold_on(source, target)
     assert len(passes) == expected_passes
+
+
+def test_range_of_bins_counts_the_rows_beyond_its_first(monkeypatch):
+    """The threshold's exact check reads from its first candidate bin up to
+    the first bin that reaches the target accepted whole, within
+    ``RANGE_ROWS`` rows beyond the first bin (found in review: the first
+    bin's rows counted too, so a large first bin always read alone, one pass
+    a bin)."""
+    monkeypatch.setattr(_selective, "RANGE_ROWS", 3)
+    counts = np.zeros(_selective.BINS, dtype=np.intp)
+    counts[100:103] = [5, 2, 1]
+    reaches = np.zeros(_selective.BINS, dtype=bool)
+    reaches[102] = True
+    assert _selective._range_end(100, reaches, counts) == 102
+    counts[101] = 3  # bin 102's row would make 4 beyond the first
+    assert _selective._range_end(100, reaches, counts) == 101
+    reaches[100] = True
+    assert _selective._range_end(100, reaches, counts) == 100

@@ -1297,6 +1297,21 @@ def test_accuracy_tying_with_the_target_reaches_it(confidence, correct, target):
     assert package_select_threshold(*case, target)[0] == min(confidence)
 
 
+def test_weights_far_apart_do_not_hide_the_threshold():
+    """Found in review: weights 1e8 apart, the bins' bound of the accuracy
+    took the weight above a bin as a sum less its last term, whose rounding
+    outweighed what remained once the wrong weight at the edge was taken
+    out, and the bin holding the answer was skipped (everything flagged)."""
+    low, high = 2048 / 4096, 2049 / 4096
+    confidence = np.array([low + 1e-4, high - 1e-10, high + 1e-10])
+    correct = np.array([False, True, False])
+    weights = np.array([3.650187839310152, 0.01, 1048574.1800926727])
+    margin = np.array([0.0, 5.0, 0.0])
+    check_threshold_selection_is_the_brute_force_choice(
+        (confidence, correct, weights, margin, 1.0)
+    )
+
+
 def _straddling_tie():
     """Two tying confidences either side of the bin edge 0.5, the correct
     one below it with the larger margin; four wrong ones far below."""
