@@ -162,12 +162,14 @@ def lbfgs(
     low, high = np.array(bounds, dtype=float).T
     scaled_bounds = list(zip(low * scaling, high * scaling))
     start = np.clip(theta, low, high)
-    x = x_start = start * scaling
+    x = start * scaling
+    x_start = x.tobytes()
 
     def unscaled(x):
         # (start * scaling) / scaling is not always start to the bit, and an
-        # objective may have kept its value at start (``_objective``'s values)
-        return start if np.array_equal(x, x_start) else x / scaling
+        # objective may have kept its value at start (``_objective``'s values);
+        # bytes compare in a fraction of np.array_equal's time
+        return start if x.tobytes() == x_start else x / scaling
 
     def scaled(x):
         value, grad = loss_grad(unscaled(x))
