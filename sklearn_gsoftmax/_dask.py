@@ -251,9 +251,7 @@ class DaskSource(Source):
         return one_row_like(self.example)
 
     def map_reduce(self, fn, merge=add):
-        import dask
-
-        return dask.compute(self._reduction(fn, merge))[0]
+        return self.map_reduce_each([(self, fn, merge)])[0]
 
     @classmethod
     def map_reduce_each(cls, requests: list) -> list:

@@ -122,7 +122,7 @@ def score_unit(source, values_summary: QuantileSummary | None = None) -> float:
     saturated far out on either side (see ``UNIT_FENCE_IQRS``).
 
     ``values_summary``: the :func:`unit_values_summary` of the rows, where a
-    pass that validated them computed it (one pass saved).
+    pass that validated them computed it (one pass saved; the fit's case).
     """
     summary = values_summary
     if summary is None:
@@ -196,19 +196,15 @@ def unit_scale_start(layout: Layout) -> np.ndarray:
 
 
 def fit_affine(
-    source, spec, *, start: AffineFit | None = None, unit: float | None = None
+    source, spec, unit: float, *, start: AffineFit | None = None
 ) -> AffineFit:
     """Fit ``a z + b`` on the rows of ``source`` (scores, label indices,
     weights): ``spec`` holds ``n_classes``, ``link``, ``multiclass``,
     ``fit_intercept``, ``n`` (the link's sample count) and ``total`` (the
-    weights' sum). With a ``start``, a local fit from it; else the fit of the
-    link (see the module). ``unit``: the scores' :func:`score_unit`, where
-    a fit of the same rows has it already (two passes saved)."""
+    weights' sum); ``unit`` is the scores' :func:`score_unit`. With a
+    ``start`` (of the same unit), a local fit from it; else the fit of the
+    link (see the module)."""
     layout = Layout(spec.n_classes, fit_intercept=spec.fit_intercept, n=spec.n)
-    if start is not None:
-        unit = start.unit
-    elif unit is None:
-        unit = score_unit(source)
     tol = gradient_tol(spec.dtype)
     full = map_objective(source, spec, layout, unit, spec.total)
     if start is not None:

@@ -36,6 +36,7 @@ The rules of ``uncertainty_rules``:
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import NamedTuple
 
@@ -351,10 +352,7 @@ def _summary(rules: Rules, model_parts, references, novelty, score_columns) -> d
     predicted by one model: the flag rates, confidence, loss and accuracies of
     each model's own held-out predictions (``model_parts``, the results of
     :func:`_summary_requests`), pooled."""
-    merge = merge_dicts(PART_MERGES)
-    parts = model_parts[0]
-    for part in model_parts[1:]:
-        parts = merge(parts, part)
+    parts = functools.reduce(merge_dicts(PART_MERGES), model_parts)
     rates = {
         rule: parts["flagged"][rule] / parts["weight"] for rule in parts["flagged"]
     }

@@ -130,13 +130,13 @@ def clip_range_of(source) -> np.ndarray:
     return settled(source.map_reduce(bounds, merge_ranges))
 
 
-def fit_map(source, spec: MapSpec, unit: float | None = None) -> MapFit:
+def fit_map(source, spec: MapSpec, unit: float) -> MapFit:
     """Fit the calibration map on the rows of ``source`` (see the module);
-    ``unit``: their ``_fitting.score_unit``, where known."""
+    ``unit``: their ``_fitting.score_unit``."""
     if spec.fit_intercept == "auto":
         affine, spec = _offsets_if_they_pay(source, spec, unit)
     else:
-        affine = fit_affine(source, spec, unit=unit)
+        affine = fit_affine(source, spec, unit)
     layout = refinement_layout(spec, rows=spec.total)
     refined, clip_range = None, None
     if layout is not None:
@@ -166,27 +166,27 @@ NATS_PER_OFFSET = 1.0
 SCREEN_MIN_CLASSES = 50
 
 
-def _offsets_if_they_pay(source, spec: MapSpec, unit: float | None = None):
+def _offsets_if_they_pay(source, spec: MapSpec, unit: float):
     """The affine fit with offsets, or the scale alone where the offsets do
     not pay (``NATS_PER_OFFSET``); binary margins always keep theirs (Platt's
     intercept). Returns the fit and the spec with the choice made."""
     with_offsets = spec._replace(fit_intercept=True)
     if spec.n_classes == 2:
-        return fit_affine(source, with_offsets, unit=unit), with_offsets
+        return fit_affine(source, with_offsets, unit), with_offsets
     scale_only = spec._replace(fit_intercept=False)
     needed = NATS_PER_OFFSET * (spec.n_classes - 1)
     if spec.n_classes >= SCREEN_MIN_CLASSES:
-        plain = fit_affine(source, scale_only, unit=unit)
+        plain = fit_affine(source, scale_only, unit)
         if offsets_screened_out(source, spec, plain, needed):
             return plain, scale_only
-        affine = fit_affine(source, with_offsets, unit=plain.unit)
+        affine = fit_affine(source, with_offsets, unit)
     else:
-        affine = fit_affine(source, with_offsets, unit=unit)
+        affine = fit_affine(source, with_offsets, unit)
         # started from the fit with offsets (its search chose the basin): a
         # local fit of the scale alone, no second search
         layout = Layout(spec.n_classes, fit_intercept=False, n=spec.n)
         start = AffineFit(affine.theta[:1].copy(), layout, affine.unit, 0)
-        plain = fit_affine(source, scale_only, start=start)
+        plain = fit_affine(source, scale_only, unit, start=start)
     gain = _data_loss(plain) - _data_loss(affine)
     if gain * spec.total > needed:
         return affine, with_offsets

@@ -84,14 +84,10 @@ def _margin_groups(confidence_rank, margin, cut):
     confidence group (increasing with the margin, near-equal margins chained
     and sharing one) and each rank's smallest margin; the members not cut
     rank above every margin."""
-    members = np.flatnonzero(cut)
-    members = members[np.lexsort((margin[members], confidence_rank[members]))]
-    ordered, group = margin[members], confidence_rank[members]
-    starts = np.ones(len(members), dtype=bool)
-    starts[1:] = (group[1:] != group[:-1]) | ~near(ordered[1:], ordered[:-1])
-    ranks = np.full(len(margin), np.count_nonzero(starts), dtype=np.intp)
-    ranks[members] = np.cumsum(starts) - 1
-    return ranks, ordered[starts]
+    member_ranks, lowest = tie_groups(margin[cut], within=confidence_rank[cut])
+    ranks = np.full(len(margin), len(lowest), dtype=np.intp)
+    ranks[cut] = member_ranks
+    return ranks, lowest
 
 
 def accepted_accuracy_curve(confidence, correct, weights, margin=None):
@@ -233,12 +229,11 @@ def _candidate_bins(histogram, target_accuracy: float):
     # are taken as left out (a tie of 0.5 and the float below it, the wrong
     # one above, was skipped and nothing reached the target).
     left_out = np.append(wrong_at_edge[1:], 0.0)
+    correct = correct_above + bin_correct
     denominator = weight_above - left_out + bin_correct
-    whole = weight_above + bin_weight
-    with np.errstate(invalid="ignore", divide="ignore"):
-        # nothing correct to accept (0 / 0): an accuracy of 0 at best
-        best = np.where(denominator > 0, (correct_above + bin_correct) / denominator, 0)
-        whole_accuracy = np.where(whole > 0, (correct_above + bin_correct) / whole, 0)
+    # nothing correct to accept (0 / 0): an accuracy of 0 at best
+    best = _ratio(correct, denominator)
+    whole_accuracy = _ratio(correct, weight_above + bin_weight)
     # An accuracy that ties with the target reaches it (absolutely within
     # TIE_RTOL below 1); the slack of twice that only admits more bins to the
     # exact check (a bin of zero-weight samples still holds thresholds, lower
@@ -246,13 +241,18 @@ def _candidate_bins(histogram, target_accuracy: float):
     # tied with a target of 0.5 + 7e-10, and flagged everything. The bound's
     # own rounding is added: where the weight left out nearly cancels the
     # weight above (weights 1e8 apart), it is far beyond the tolerance.
-    with np.errstate(invalid="ignore", divide="ignore"):
-        rounding = np.where(
-            denominator > 0, BINS * _EPS * (weight_above + bin_weight) / denominator, 0
-        )
+    rounding = BINS * _EPS * _ratio(weight_above + bin_weight, denominator)
     slack = 2.0 * TIE_RTOL * max(1.0, abs(target_accuracy)) + rounding
     candidates = np.flatnonzero((best >= target_accuracy - slack) & (bin_count > 0))
     return candidates, whole_accuracy >= target_accuracy - slack
+
+
+def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
+    """``numerator / denominator``, 0 where the denominator is not positive."""
+    positive = denominator > 0
+    return np.divide(
+        numerator, denominator, out=np.zeros_like(numerator), where=positive
+    )
 
 
 #: Rows that one exact check of :func:`select_threshold_on` reads at most
@@ -267,13 +267,12 @@ def _range_end(first: int, reaches: np.ndarray, bin_count: np.ndarray) -> int:
     Each range read is a pass over the rows (a round trip on a cluster);
     checking bin by bin, a calibrator's flag on 200 000 binary scores took
     three."""
-    last, rows = first, 0
-    while not reaches[last] and last + 1 < BINS:
-        rows += bin_count[last + 1]
-        if rows > RANGE_ROWS:
-            break
-        last += 1
-    return last
+    reaching = np.flatnonzero(reaches[first:])
+    to_reaching = reaching[0] if reaching.size else BINS - 1 - first
+    within_rows = np.searchsorted(
+        np.cumsum(bin_count[first + 1 :]), RANGE_ROWS, "right"
+    )
+    return first + int(min(to_reaching, within_rows))
 
 
 def _lowest_in_range(source, low, high, total, target_accuracy, with_margin):

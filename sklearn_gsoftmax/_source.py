@@ -80,15 +80,11 @@ class Source:
         sources of this class, with one pass over each distinct source (its
         requests computed :func:`jointly`); a class whose passes can share
         one computation says so by overriding this."""
-        by_source: dict = {}
-        for index, (source, _, _) in enumerate(requests):
-            by_source.setdefault(id(source), (source, []))[1].append(index)
-        results = [None] * len(requests)
-        for source, indices in by_source.values():
-            fn, merge = jointly(*(requests[index][1:] for index in indices))
-            for index, result in zip(indices, source.map_reduce(fn, merge)):
-                results[index] = result
-        return results
+
+        def one_pass(group):
+            return group[0][0].map_reduce(*jointly(*(request[1:] for request in group)))
+
+        return _in_groups(requests, lambda request: id(request[0]), one_pass)
 
 
 class ArraySource(Source):
@@ -177,13 +173,22 @@ def one_pass_each(requests: list) -> list:
     few passes as their sources allow (``Source.map_reduce_each``): one per
     distinct source in memory, one computation for all on a cluster. On a
     cluster, one round trip instead of one per statistic."""
-    by_class: dict = {}
+    return _in_groups(
+        requests,
+        lambda request: type(request[0]),
+        lambda group: type(group[0][0]).map_reduce_each(group),
+    )
+
+
+def _in_groups(requests: list, key, run) -> list:
+    """The results of ``requests``, in order, each group of those with the
+    same ``key(request)`` computed by ``run(group)`` (its results in order)."""
+    groups: dict = {}
     for index, request in enumerate(requests):
-        by_class.setdefault(type(request[0]), []).append(index)
+        groups.setdefault(key(request), []).append(index)
     results = [None] * len(requests)
-    for source_class, indices in by_class.items():
-        each = source_class.map_reduce_each([requests[index] for index in indices])
-        for index, result in zip(indices, each):
+    for indices in groups.values():
+        for index, result in zip(indices, run([requests[i] for i in indices])):
             results[index] = result
     return results
 

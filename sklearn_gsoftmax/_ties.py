@@ -54,15 +54,25 @@ def at_most(a, b) -> np.ndarray:
     return ~below(b, a)
 
 
-def tie_groups(values) -> tuple[np.ndarray, np.ndarray]:
+def tie_groups(values, within=None) -> tuple[np.ndarray, np.ndarray]:
     """Dense ranks of ``values`` in increasing order, near-equal values
     (chained, see the module) sharing a rank, and the smallest value of each
-    rank: integers from 0 that can be compared and sorted exactly."""
+    rank: integers from 0 that can be compared and sorted exactly.
+
+    ``within``: integer keys of the values; values tie only with values of
+    the same key (no other value chains them), and the ranks increase with
+    the key first."""
     values = np.asarray(values, dtype=np.float64).reshape(-1)
-    order = np.argsort(values, kind="stable")
+    if within is None:
+        order = np.argsort(values, kind="stable")
+    else:
+        order = np.lexsort((values, within))
     ordered = values[order]
     starts = np.ones(len(values), dtype=bool)
     starts[1:] = ~near(ordered[1:], ordered[:-1])
+    if within is not None:
+        keys = np.asarray(within)[order]
+        starts[1:] |= keys[1:] != keys[:-1]
     ranks = np.empty(len(values), dtype=np.intp)
     ranks[order] = np.cumsum(starts) - 1
     return ranks, ordered[starts]
