@@ -449,3 +449,19 @@ def test_range_of_bins_counts_the_rows_beyond_its_first(monkeypatch):
     assert _selective._range_end(100, reaches, counts) == 101
     reaches[100] = True
     assert _selective._range_end(100, reaches, counts) == 100
+
+
+def test_many_classes_fit_without_a_class_count_warning():
+    """Issue 24: every fit of more than 20 classes warned "The number of
+    unique classes is greater than 50% of the number of samples" (the class
+    list was passed where labels are expected)."""
+    import warnings
+
+    rng = np.random.default_rng(5)
+    y = np.arange(300) % 100  # three rows a class
+    z = rng.normal(size=(300, 100)).astype(np.float32)
+    z[np.arange(300), y] += 3.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model = GaussianSoftmaxCalibrator().fit(z, y)
+        model.predict_proba(z)
