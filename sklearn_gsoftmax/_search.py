@@ -320,7 +320,12 @@ def global_fit(
     LocalFit
         The best end point found.
     """
-    fits = [search_fit(grid[i]) for i in _starts(values, lines, logits)]
+    # Lines can coincide (the flat model's offsets are often zero, one of the
+    # logits' anchors): a start is fitted once, its first place kept.
+    distinct = {}
+    for i in _starts(values, lines, logits):
+        distinct.setdefault(grid[i].tobytes(), grid[i])
+    fits = [search_fit(theta) for theta in distinct.values()]
     best = lowest(fits + ([] if also is None else [also]))
     check_theta = grid[int(np.argmin(tie_ranks(values)))]
     check_value = float(values.min())
