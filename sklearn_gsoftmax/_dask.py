@@ -25,6 +25,7 @@ import warnings
 import numpy as np
 
 from ._source import LAZY_HANDLERS, Chunk, Source, add
+from ._ties import top_window
 
 
 def is_dask_collection(x) -> bool:
@@ -181,24 +182,20 @@ def _tree(parts: list, merge):
     return parts[0]
 
 
-def _top(key, k: int, chunk: Chunk):
-    """The ``k`` largest ``key`` values of a chunk with their global rows."""
+def _top(key, k: int, width: float, chunk: Chunk):
+    """A chunk's :func:`._ties.top_window` of the ``key`` values, with their
+    global rows."""
     values = np.asarray(key(chunk), dtype=np.float64)
-    if len(values) > k:
-        keep = np.argpartition(values, len(values) - k)[len(values) - k :]
-    else:
-        keep = np.arange(len(values))
+    keep = np.flatnonzero(top_window(values, k, width))
     return values[keep], keep + chunk.start
 
 
-def _merge_top(k: int):
+def _merge_top(k: int, width: float):
     def merge(a, b):
         values = np.concatenate([a[0], b[0]])
         rows = np.concatenate([a[1], b[1]])
-        if len(values) > k:
-            keep = np.argpartition(values, len(values) - k)[len(values) - k :]
-            values, rows = values[keep], rows[keep]
-        return values, rows
+        keep = top_window(values, k, width)
+        return values[keep], rows[keep]
 
     return merge
 
@@ -279,9 +276,10 @@ class DaskSource(Source):
 
         return evaluate
 
-    def top_k(self, key, k: int) -> np.ndarray:
-        _, rows = self.map_reduce(lambda chunk: _top(key, k, chunk), _merge_top(k))
-        return np.sort(rows)
+    def top_window(self, key, k: int, width: float) -> tuple:
+        return self.map_reduce(
+            lambda chunk: _top(key, k, width, chunk), _merge_top(k, width)
+        )
 
     def gather(self, rows: np.ndarray) -> Chunk:
         rows = np.asarray(rows)

@@ -31,6 +31,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ._ties import TOP_WINDOW, largest, top_window
+
 #: Entries of a score block that an evaluator's temporaries hold at most: a
 #: float64 temporary of a block is then 2 MiB, whatever the data's size (small
 #: enough to stay in cache between the kernel's passes: an evaluation of
@@ -66,6 +68,20 @@ class Source:
         raise NotImplementedError
 
     def top_k(self, key, k: int) -> np.ndarray:
+        """The rows, sorted, of the ``k`` largest ``key(chunk)`` values,
+        near-equal values tied and their ties broken by row
+        (:func:`._ties.largest`): the same rows from every chunking."""
+        width = TOP_WINDOW
+        while True:
+            values, rows = self.top_window(key, k, width)
+            chosen = largest(values, rows, k, width, len(rows) == self.n_rows)
+            if chosen is not None:
+                return chosen
+            width *= TOP_WINDOW
+
+    def top_window(self, key, k: int, width: float) -> tuple:
+        """The ``key`` values and rows of :func:`._ties.top_window` of
+        ``width``."""
         raise NotImplementedError
 
     def gather(self, rows: np.ndarray) -> Chunk:
@@ -120,11 +136,10 @@ class ArraySource(Source):
 
         return evaluate
 
-    def top_k(self, key, k: int) -> np.ndarray:
-        values = key(self.chunk)
-        if k >= len(values):
-            return np.arange(len(values))
-        return np.sort(np.argpartition(values, len(values) - k)[len(values) - k :])
+    def top_window(self, key, k: int, width: float) -> tuple:
+        values = np.asarray(key(self.chunk), dtype=np.float64)
+        rows = np.flatnonzero(top_window(values, k, width))
+        return values[rows], rows
 
     def gather(self, rows: np.ndarray) -> Chunk:
         z, y, w, _ = self.chunk

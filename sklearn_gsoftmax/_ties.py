@@ -6,10 +6,10 @@ ulp where a matrix kernel's remainder loop takes over, and another machine,
 thread count or row order gives other ulps again. Everything that orders or
 compares computed floats to decide something a user sees (which samples to
 label, the confidence threshold, conformal sets and p-values, the novelty flag,
-the predicted class, the search's choice of basin) goes through this module,
-which treats values that agree to :data:`TIE_RTOL` as equal and breaks their
-ties by position: the first row, the first class, the first start. The same
-data then gives the same decisions on every machine.
+the predicted class, the search's extreme rows and its choice of basin) goes
+through this module, which treats values that agree to :data:`TIE_RTOL` as
+equal and breaks their ties by position: the first row, the first class, the
+first start. The same data then gives the same decisions on every machine.
 
 The values compared are probabilities, log-losses, calibrated logits and
 distances in standardised features: quantities for which 1 is a typical
@@ -121,3 +121,61 @@ def index_at_or_above(ordered: np.ndarray, values) -> np.ndarray:
         lowest = values - TIE_RTOL * np.maximum(np.abs(values), 1.0)
     lowest = np.where(np.isfinite(values), lowest, values)
     return np.searchsorted(ordered, lowest, side="left")
+
+
+#: A selection of the ``k`` largest values reads those within this many tie
+#: tolerances below the k-th largest (:func:`top_window`): the near-equal
+#: values that may tie with it. A run of ties chaining further down is read
+#: again with a window this many times as wide (:func:`largest`).
+TOP_WINDOW = 1024.0
+
+
+def _window_edge(kth: float, width: float) -> float:
+    if not np.isfinite(kth):  # an infinite value ties only with its equals
+        return kth
+    return kth - width * TIE_RTOL * max(abs(kth), 1.0)
+
+
+def top_window(values: np.ndarray, k: int, width: float = TOP_WINDOW) -> np.ndarray:
+    """Which of ``values`` may be among their ``k`` largest once near-equal
+    values tie: those at least ``width`` tolerances below the k-th largest.
+    A window of a part of the values holds the part's share of the whole's
+    window (the part's k-th largest is no larger), so windows merge."""
+    values = np.asarray(values, dtype=np.float64)
+    if k >= len(values):
+        return np.ones(len(values), dtype=bool)
+    kth = np.partition(values, len(values) - k)[len(values) - k]
+    return values >= _window_edge(kth, width)
+
+
+def largest(
+    values, positions, k: int, width: float = TOP_WINDOW, complete: bool = False
+) -> np.ndarray | None:
+    """The positions, sorted, of the ``k`` largest values: near-equal values
+    tie (chained), ties broken by position (the first positions win), so
+    that the selection does not hang on the last bits of the values nor on
+    how a partition orders equal ones (numpy's differs between machines, and
+    a chunked source's between chunkings).
+
+    ``values`` and ``positions`` (distinct) are a :func:`top_window` of
+    ``width`` of all values, ``complete`` when it is all of them. ``None``
+    when the tie at the k-th largest may chain with a value below the
+    window: read a wider one."""
+    values = np.asarray(values, dtype=np.float64)
+    positions = np.asarray(positions)
+    if k >= len(values):
+        return np.sort(positions)
+    by_position = np.argsort(positions, kind="stable")
+    values, positions = values[by_position], positions[by_position]
+    ranks, lowest = tie_groups(values)
+    # the largest group first, a group's members by position
+    ranking = np.lexsort((np.arange(len(values)), -ranks))
+    boundary = lowest[ranks[ranking[k - 1]]]
+    kth = np.partition(values, len(values) - k)[len(values) - k]
+    edge = _window_edge(kth, width)
+    if not complete and np.isfinite(edge):
+        # a value below the edge ties with the boundary's group only if the
+        # group reaches within a tolerance of the edge
+        if boundary - edge <= 2 * TIE_RTOL * max(abs(boundary), abs(edge), 1.0):
+            return None
+    return np.sort(positions[ranking[:k]])

@@ -16,6 +16,7 @@ from sklearn_gsoftmax import (  # noqa: E402
     GaussianSoftmaxClassifier,
 )
 from sklearn_gsoftmax._dask import DaskSource  # noqa: E402
+from sklearn_gsoftmax._search import extremity  # noqa: E402
 from sklearn_gsoftmax._source import ArraySource, QuantileSummary  # noqa: E402
 
 ROWS, CHUNK = 200_000, 20_000
@@ -273,6 +274,28 @@ def test_top_k_and_gather_name_the_global_rows(client):
     np.testing.assert_array_equal(gathered.z, z[rows])
     np.testing.assert_array_equal(gathered.y, y[rows])
     np.testing.assert_array_equal(gathered.w, w[rows])
+
+
+def test_top_k_of_tied_values_is_the_same_from_every_chunking(client):
+    """Scores of a few levels (rounded, as a tree's or a clipped model's):
+    the search's extreme rows are the first rows of the tie at the k-th
+    largest, in memory and from blocks (a partition per block kept other
+    members of the tie: 16 of 128 rows differed)."""
+    rng = np.random.default_rng(0)
+    z = np.round(rng.normal(size=5000), 1)
+    y = rng.integers(0, 2, 5000)
+    key = extremity
+    in_memory = ArraySource(z, y).top_k(key, 128)
+    on_dask = DaskSource.of(da.from_array(z, chunks=700), y).top_k(key, 128)
+    np.testing.assert_array_equal(on_dask, in_memory)
+    assert len(in_memory) == 128
+    level = np.sort(np.abs(z))[-128]
+    assert (np.abs(z[in_memory]) >= level).all()
+    # the tie at the k-th largest: its first rows
+    tied = np.flatnonzero(np.abs(z) == level)
+    np.testing.assert_array_equal(
+        np.intersect1d(in_memory, tied), tied[: np.isin(in_memory, tied).sum()]
+    )
 
 
 @pytest.mark.parametrize(("threshold", "expected"), [("auto", 3), (0.8, 2)])

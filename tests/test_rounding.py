@@ -15,18 +15,26 @@ from sklearn.datasets import make_classification
 from sklearn.linear_model import LogisticRegression
 from threadpoolctl import threadpool_limits
 
-from sklearn_gsoftmax import GaussianSoftmaxCalibrator, GaussianSoftmaxClassifier
+from sklearn_gsoftmax import (
+    GaussianSoftmaxCalibrator,
+    GaussianSoftmaxClassifier,
+    _source,
+)
 from sklearn_gsoftmax._conformal import ConformalReference, conformal_sets
 from sklearn_gsoftmax._novelty import KNeighborsNovelty
 from sklearn_gsoftmax._selective import select_threshold
+from sklearn_gsoftmax._source import ArraySource
 from sklearn_gsoftmax._ties import (
     TIE_RTOL,
+    TOP_WINDOW,
     at_most,
     below,
     first_index_of_max,
+    largest,
     near,
     stable_order,
     tie_ranks,
+    top_window,
 )
 
 ALL_RULES = ("low_confidence", "ambiguous", "out_of_range", "conformal", "novelty")
@@ -88,6 +96,77 @@ def test_predicted_class_of_near_ties_is_the_first():
         [[0.3, 0.35, 0.35 + 1e-16], [0.2, 0.4, 0.4 - 1e-16], [0.2, 0, 0.8]]
     )
     np.testing.assert_array_equal(first_index_of_max(three), [1, 1, 2])
+
+
+def _largest_by_sorting(values, k):
+    """The reference: the first ``k`` of all values in the tie-aware order."""
+    return np.sort(stable_order(values, descending=(0,))[:k])
+
+
+@given(
+    st.lists(st.integers(0, 12), min_size=1, max_size=80),
+    st.integers(1, 90),
+    st.sampled_from([1e-3, 1.0, 1e6]),
+    st.lists(st.integers(0, 79), max_size=4),
+    st.integers(0, 2**32 - 1),
+)
+def test_largest_values_are_chosen_by_position_among_ties(
+    levels, k, unit, infinite, seed
+):
+    """The search's extreme rows (``Source.top_k``): the k largest values of
+    a few levels, each perturbed by a few ulps (another machine's rounding),
+    some infinite, are the first rows of the tie at the k-th, from the whole
+    array and from any chunking of it (numpy's partition leaves equal values
+    in an order that differs between machines and between chunkings)."""
+    base = np.array(levels, dtype=np.float64) * unit
+    values = _perturbed(base, np.random.default_rng(seed))
+    infinite = [i for i in infinite if i < len(base)]
+    base[infinite] = values[infinite] = np.inf
+    expected = _largest_by_sorting(base, k)
+    whole = largest(*_window(values, np.arange(len(values)), k), k, complete=True)
+    np.testing.assert_array_equal(whole, expected)
+    chunks = np.array_split(np.arange(len(values)), 3)
+    windows = [_window(values[rows], rows, k) for rows in chunks]
+    merged = _window(
+        np.concatenate([v for v, _ in windows]),
+        np.concatenate([r for _, r in windows]),
+        k,
+    )
+    chosen = largest(*merged, k, complete=len(merged[1]) == len(values))
+    np.testing.assert_array_equal(chosen, expected)
+
+
+def _window(values, rows, k, width=TOP_WINDOW):
+    keep = top_window(values, k, width)
+    return values[keep], rows[keep]
+
+
+def test_largest_reads_a_wider_window_where_ties_chain_beyond_it(monkeypatch):
+    """A run of values each within the tolerance of the next ties as one,
+    however far it reaches: from a window narrower than the run the
+    selection asks for a wider one, and from the whole it takes the run's
+    first rows (here, those of its lowest values)."""
+    k = 3
+    # 0.5 and 0.5 - 0.6e-9 * i chain: 11 tolerances from end to end
+    run = 0.5 - 0.6 * TIE_RTOL * np.arange(20)[::-1]
+    values = np.concatenate([run, [2.0, 3.0]])
+    narrow = _window(values, np.arange(len(values)), k, width=1.0)
+    assert len(narrow[1]) < len(values)
+    assert largest(*narrow, k, width=1.0) is None
+    np.testing.assert_array_equal(
+        largest(values, np.arange(len(values)), k, complete=True), [0, 20, 21]
+    )
+    # a source reads windows of 2, 4, 8, then 16 tolerances
+    monkeypatch.setattr(_source, "TOP_WINDOW", 2.0)
+    reads = []
+
+    def key(chunk):
+        reads.append(1)
+        return chunk.z
+
+    rows = ArraySource(values, np.zeros(len(values))).top_k(key, k)
+    np.testing.assert_array_equal(rows, [0, 20, 21])
+    assert len(reads) == 4
 
 
 # --------------------------------------------------------------------------------------
