@@ -358,40 +358,45 @@ def weighted_conformal_sets(
 # What fit stores
 
 
-def _gather_rows(chunk, cap):
-    proba, margin = chunk.z[:, :-1], chunk.z[:, -1]
-    # capped before the float64 copy: a network's (m, K) probabilities
-    rows = _capped(
-        {
-            "proba": proba,
-            "margin": margin,
-            "y": np.asarray(chunk.y, dtype=np.intp),
-            "w": np.asarray(chunk.w, dtype=np.float64),
-        },
-        cap,
-    )
-    rows["proba"] = rows["proba"].astype(np.float64)
-    rows["margin"] = rows["margin"].astype(np.float64)
+def _rows_up_to(cap: int, n_rows: int):
+    """``(fn, merge)`` gathering up to ``cap`` of the ``n_rows`` rows, evenly
+    spaced by their positions in the whole (the same rows from every
+    chunking), with the total weight where they are fewer than all
+    (:func:`_at_full_weight` scales theirs to it)."""
+    keep = None
+    if n_rows > cap:
+        keep = np.linspace(0, n_rows - 1, cap).round().astype(np.intp)
+
+    def gather(chunk):
+        w = np.asarray(chunk.w, dtype=np.float64)
+        local = slice(None)
+        if keep is not None:
+            inside = (keep >= chunk.start) & (keep < chunk.start + len(w))
+            local = keep[inside] - chunk.start
+        # selected before the float64 copy: a network's (m, K) probabilities
+        z = chunk.z[local]
+        rows = {
+            "proba": z[:, :-1].astype(np.float64),
+            "margin": z[:, -1].astype(np.float64),
+            "y": np.asarray(chunk.y, dtype=np.intp)[local],
+            "w": w[local],
+        }
+        return rows, None if keep is None else float(w.sum())
+
+    def merge(a, b):
+        rows = {key: np.concatenate([a[0][key], b[0][key]]) for key in a[0]}
+        return rows, None if a[1] is None else a[1] + b[1]
+
+    return gather, merge
+
+
+def _at_full_weight(gathered) -> dict:
+    """The rows of :func:`_rows_up_to`, their weights scaled to the total of
+    all rows where they are a part of them."""
+    rows, total = gathered
+    if total is not None:
+        rows["w"] = rows["w"] * (total / max(rows["w"].sum(), 1e-300))
     return rows
-
-
-def _capped(rows: dict, cap: int) -> dict:
-    """At most ``cap`` rows, evenly spaced, their weights scaled to keep the
-    total."""
-    count = len(rows["y"])
-    if count <= cap:
-        return rows
-    keep = np.linspace(0, count - 1, cap).round().astype(np.intp)
-    kept = {key: value[keep] for key, value in rows.items()}
-    kept["w"] = kept["w"] * (rows["w"].sum() / max(kept["w"].sum(), 1e-300))
-    return kept
-
-
-def _merge_rows(cap):
-    def merge(a: dict, b: dict) -> dict:
-        return _capped({key: np.concatenate([a[key], b[key]]) for key in a}, cap)
-
-    return merge
 
 
 def _moments(chunk, n_classes):
@@ -435,11 +440,6 @@ def _class_references(summaries) -> list:
     return [ConformalReference(*summary.points()) for summary in summaries]
 
 
-def _rows_up_to(cap: int):
-    """``(fn, merge)`` gathering up to ``cap`` rows."""
-    return (lambda chunk: _gather_rows(chunk, cap)), _merge_rows(cap)
-
-
 def prior_requests(held, per_model: list, n_classes: int) -> list:
     """The statistics that adaptation needs of the held-out predictions of fit
     (sources of ``_flag.held_out_rows``: ``held`` as new predictions are
@@ -453,10 +453,13 @@ def prior_requests(held, per_model: list, n_classes: int) -> list:
         _add_moments,
     )
     per_model_cap = max(ROW_CAP // len(per_model), 1)
-    return [(held, *jointly(moments_part, _rows_up_to(ROW_CAP)))] + [
+    return [(held, *jointly(moments_part, _rows_up_to(ROW_CAP, held.n_rows)))] + [
         (
             model_held,
-            *jointly(_rows_up_to(per_model_cap), _class_summaries(n_classes)),
+            *jointly(
+                _rows_up_to(per_model_cap, model_held.n_rows),
+                _class_summaries(n_classes),
+            ),
         )
         for model_held in per_model
     ]
@@ -476,8 +479,8 @@ def prior_state(results: list) -> dict:
         "frequencies": counts / counts.sum(),
         "covariance": covariance,
         "n": float(weight),
-        "rows": rows,
-        "model_rows": [model_rows for model_rows, _ in model_parts],
+        "rows": _at_full_weight(rows),
+        "model_rows": [_at_full_weight(model_rows) for model_rows, _ in model_parts],
         "class_references": [
             _class_references(summaries) for _, summaries in model_parts
         ],
