@@ -41,7 +41,7 @@ from ._source import (
     merge_ranges,
     rows_per_block,
 )
-from ._ties import first_index_of_max
+from ._ties import first_index_of_max, no_spread
 from ._uncertainty import Predictions, UncertaintyMixin
 from ._validation import (
     MULTICLASS_FORMS,
@@ -231,7 +231,8 @@ def fit_score_novelty(detector, source):
         centre = np.nan_to_num(np.nanmedian(finite, axis=0))
         with np.errstate(over="ignore", invalid="ignore"):
             unit = np.nanmedian(np.abs(finite - centre), axis=0)
-    unit = np.where(np.isfinite(unit) & (unit > 0), unit, 1.0)
+    # a deviation of a few ulps is that of equal scores (see _ties)
+    unit = np.where(np.isfinite(unit) & ~no_spread(unit, centre), unit, 1.0)
     scaling = np.vstack([centre, unit])
     features = _features_of_columns(scaling, columns)
     folds = KFold(min(5, len(rows)), shuffle=True, random_state=0)

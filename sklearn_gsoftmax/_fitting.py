@@ -38,6 +38,7 @@ from ._search import (
     search_size,
 )
 from ._source import ArraySource, Chunk, QuantileSummary, add
+from ._ties import no_spread
 
 #: Points of the quantile summary of the scores that sets their unit (exact
 #: below it: always in memory).
@@ -132,7 +133,8 @@ def score_unit(source, values_summary: QuantileSummary | None = None) -> float:
     )
     with np.errstate(over="ignore", invalid="ignore"):
         reach = UNIT_FENCE_IQRS * (upper_quartile - lower_quartile)
-    if reach > 0.0:
+    # quartiles a few ulps apart (identical rows after BLAS) are equal: no fence
+    if not no_spread(reach, lower_quartile, upper_quartile):
         low = max(low, lower_quartile - reach)
         high = min(high, upper_quartile + reach)
 
@@ -148,11 +150,16 @@ def score_unit(source, values_summary: QuantileSummary | None = None) -> float:
             )
 
     clipped, plain, total = source.map_reduce(deviations, add)
+
+    def usable(unit):
+        # a deviation of a few ulps is that of equal scores (see _ties)
+        return unit < np.inf and not no_spread(unit, low, median, high)
+
     unit = clipped / total
-    if not 0.0 < unit < np.inf:
+    if not usable(unit):
         # 90 % of the scores are equal: the plain mean absolute deviation
         unit = plain / total
-    return float(unit) if 0.0 < unit < np.inf else 1.0
+    return float(unit) if usable(unit) else 1.0
 
 
 def local_fit(evaluate, theta, layout: Layout, tol: float, bounds=None, max_iter=None):

@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.sparse import issparse
 
-from ._ties import TIE_RTOL, at_most, stable_order, tie_ranks
+from ._ties import at_most, no_spread, stable_order, tie_ranks
 
 #: Worth of a label beyond the uncertainty: a flat floor (chosen on the
 #: benchmark above).
@@ -69,7 +69,7 @@ def _standardised_dense(features) -> np.ndarray:
     spread = np.nan_to_num(np.nanstd(features, axis=0))
     # a column whose values tie has no spread: dividing by its rounding noise
     # would blow the last bits up to whole units
-    spread[spread <= TIE_RTOL * np.maximum(np.abs(centre), 1.0)] = 1.0
+    spread[no_spread(spread, centre, 1.0)] = 1.0
     return np.nan_to_num((features - centre) / spread)
 
 

@@ -40,7 +40,7 @@ from sklearn.utils.sparsefuncs import mean_variance_axis
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._conformal import ConformalReference
-from ._ties import at_most
+from ._ties import at_most, no_spread
 
 #: At most this many training rows fit each detector (a random subsample
 #: beyond it), so that the fit costs the same for 10^5 or 10^8 training samples.
@@ -136,7 +136,9 @@ class KNeighborsNovelty(BaseEstimator):
                 self.center_ = np.nan_to_num(np.nanmean(numeric, axis=0))
             variance = np.var(_imputed(numeric, self.center_), axis=0)
         scale = np.sqrt(variance)
-        scale[scale == 0] = 1.0
+        # a constant feature computed with rounding has a spread of ulps:
+        # dividing by it would blow the last bits up to whole units
+        scale[no_spread(scale, self.center_, 1.0)] = 1.0
         self.scale_ = scale
         rng = check_random_state(self.random_state)
         rows = numeric.shape[0]

@@ -123,6 +123,22 @@ def index_at_or_above(ordered: np.ndarray, values) -> np.ndarray:
     return np.searchsorted(ordered, lowest, side="left")
 
 
+def no_spread(spread, *levels) -> np.ndarray:
+    """Whether a spread of computed values (a deviation, a range, a standard
+    deviation) is only their rounding: at most ``TIE_RTOL`` of the largest
+    finite ``|level|`` (the values' centre or quantiles). Identical values
+    pass through BLAS kernels to values a few ulps apart, and a spread of
+    ulps taken as a unit blows the last bits up to whole units.
+
+    The size has no floor at 1 (unlike :func:`near`), so that values all
+    tiny keep their spread; where the values are of order 1 by construction
+    (standardised features, whose centring leaves rounding around 0), pass
+    ``1.0`` as a level."""
+    levels = np.abs(np.asarray(np.broadcast_arrays(*levels), dtype=np.float64))
+    size = np.max(np.where(np.isfinite(levels), levels, 0.0), axis=0)
+    return ~(np.asarray(spread) > TIE_RTOL * size)
+
+
 #: A selection of the ``k`` largest values reads those within this many tie
 #: tolerances below the k-th largest (:func:`top_window`): the near-equal
 #: values that may tie with it. A run of ties chaining further down is read

@@ -21,6 +21,7 @@ from sklearn_gsoftmax import (
     _source,
 )
 from sklearn_gsoftmax._conformal import ConformalReference, conformal_sets
+from sklearn_gsoftmax._fitting import score_unit
 from sklearn_gsoftmax._novelty import KNeighborsNovelty
 from sklearn_gsoftmax._selective import select_threshold
 from sklearn_gsoftmax._source import ArraySource
@@ -342,3 +343,74 @@ def test_threshold_of_a_tie_across_a_bin_edge(rng, with_margin):
     expected = (thresholds[last], coverage[last], accuracy[last])
     np.testing.assert_allclose(got[:3], expected)
     assert got[:3] == (0.99, 10 / 110, 1.0)
+
+
+# --------------------------------------------------------------------------------------
+# Spreads of equal values computed with rounding
+
+
+def _mostly_equal_scores(share_spread, seed=0):
+    """Binary scores of which all but ``share_spread`` are 1.5 (identical
+    rows), as computed exactly and with a few ulps of rounding each."""
+    rng = np.random.default_rng(seed)
+    s = np.full(2000, 1.5)
+    spread = rng.random(2000) < share_spread
+    s[spread] = rng.normal(scale=3.0, size=spread.sum())
+    y = (rng.random(2000) < 1 / (1 + np.exp(-s))).astype(int)
+    noisy = s.copy()
+    noisy[~spread] = _perturbed(s[~spread], rng)
+    return s, noisy, y
+
+
+@pytest.mark.parametrize("share_spread", [0.07, 0.2])
+def test_scale_of_mostly_equal_scores_ignores_their_rounding(share_spread):
+    """With most scores equal their quartiles (and at 93 %, their 5th and
+    95th percentiles) are equal: a few ulps apart they were a spread, the
+    scores' unit fell from 0.19 to 5e-16, and a softmax fit's scale
+    went from 0.9 to 2e15 (probabilities 0, 1/2 or 1)."""
+    s, noisy, y = _mostly_equal_scores(share_spread)
+    units = [score_unit(ArraySource(scores, y)) for scores in (s, noisy)]
+    assert units[1] == pytest.approx(units[0], rel=1e-9)
+    test = np.array([-6.0, -2.0, 0.0, 1.5, 3.0, 6.0])
+    for link in ("gaussian", "softmax"):
+        fits = [
+            GaussianSoftmaxCalibrator(link=link, uncertainty_rules=()).fit(scores, y)
+            for scores in (s, noisy)
+        ]
+        np.testing.assert_allclose(
+            fits[1].predict_proba(test), fits[0].predict_proba(test), atol=1e-6
+        )
+
+
+def test_novelty_scaling_of_mostly_equal_scores_ignores_their_rounding():
+    """Most scores equal: their median absolute deviation is 0 (unit 1), not
+    the few ulps their rounding leaves (which flagged 7 of 200 rows
+    otherwise)."""
+    s, noisy, y = _mostly_equal_scores(0.4)
+    fits = [
+        GaussianSoftmaxCalibrator(uncertainty_rules=("novelty",)).fit(scores, y)
+        for scores in (s, noisy)
+    ]
+    np.testing.assert_allclose(
+        fits[1]._novelty_scaling, fits[0]._novelty_scaling, rtol=1e-12
+    )
+    test = np.concatenate([np.full(50, 1.5), np.linspace(-8, 8, 150)])
+    np.testing.assert_array_equal(
+        fits[1].predict_uncertain(test), fits[0].predict_uncertain(test)
+    )
+
+
+def test_constant_feature_with_rounding_is_not_standardised(rng):
+    """A constant feature computed with rounding (a few ulps apart) has no
+    spread: its scale is 1, as an exactly constant one's, and the novelty
+    distances do not see its last bits (a scale of 3e-16 did)."""
+    X = rng.normal(size=(300, 3))
+    X[:, 2] = 0.5
+    noisy = X.copy()
+    noisy[:, 2] = _perturbed(X[:, 2], rng)
+    exact = KNeighborsNovelty().fit(X)
+    rounded = KNeighborsNovelty().fit(noisy)
+    assert exact.scale_[2] == rounded.scale_[2] == 1.0
+    np.testing.assert_allclose(
+        rounded.score_samples(noisy[:50]), exact.score_samples(X[:50]), rtol=1e-9
+    )
