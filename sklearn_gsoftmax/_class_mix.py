@@ -37,6 +37,7 @@ from ._priors import (
 )
 from ._shift import PART_MERGES, held_out_summary, shift_report, summary_parts
 from ._source import merge_dicts
+from ._ties import below
 
 
 def _scaled(parts: dict, factor: float) -> dict:
@@ -238,7 +239,7 @@ class ClassMixMixin:
         q = em_priors(proba, implied)[0]
         _, p_value = class_mix_test(proba, implied, state["covariance"], n)
         low, high = priors_intervals(proba, implied, q, n)
-        mix_shifted = bool(p_value < each)
+        mix_shifted = bool(below(p_value, each))
         rows = pd.DataFrame(
             {
                 "observed": q,

@@ -30,6 +30,7 @@ from ._objective import (
 from ._optimise import damped_newton, gradient_tol, with_difference_hessian
 from ._refine import Refined, refine, refinement_layout
 from ._source import ArraySource, merge_ranges
+from ._ties import below
 
 
 class MapSpec(NamedTuple):
@@ -188,7 +189,8 @@ def _offsets_if_they_pay(source, spec: MapSpec, unit: float):
         start = AffineFit(affine.theta[:1].copy(), layout, affine.unit, 0)
         plain = fit_affine(source, scale_only, unit, start=start)
     gain = _data_loss(plain) - _data_loss(affine)
-    if gain * spec.total > needed:
+    # a gain that ties with what the offsets must gain does not pay
+    if below(needed, gain * spec.total):
         return affine, with_offsets
     return plain, scale_only
 

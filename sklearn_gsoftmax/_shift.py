@@ -25,7 +25,7 @@ import numpy as np
 from scipy import stats
 
 from ._source import mean_and_std, merge_moments, moments
-from ._ties import near
+from ._ties import below, near, rounded
 
 #: Smallest batch the report accepts: below it every test is too weak to say
 #: anything and the exact p-values are coarse.
@@ -101,10 +101,11 @@ def held_out_summary(rates: dict, parts: dict) -> dict:
 def _fisher(successes: int, trials: int, rate: float, n_reference: float, alternative):
     """Fisher's exact test of ``successes`` of ``trials`` against a held-out
     rate observed on ``n_reference`` samples."""
-    reference = round(rate * n_reference)
+    # counts from fractional weights: a half a few ulps off rounds as the half
+    reference = rounded(rate * n_reference)
     table = [
         [successes, trials - successes],
-        [reference, round(n_reference) - reference],
+        [reference, rounded(n_reference) - reference],
     ]
     return float(stats.fisher_exact(table, alternative=alternative).pvalue)
 
@@ -198,7 +199,7 @@ def shift_report(
     # Bonferroni: the batch is called shifted when any check is, so each check
     # gets its share of alpha
     each = alpha / (len(frame) + extra_checks)
-    frame["shifted"] = frame["p_value"] < each
+    frame["shifted"] = below(frame["p_value"].to_numpy(dtype=float), each)
     frame = frame[["observed", "expected", "p_value", "shifted", "test"]]
     frame.attrs["shifted"] = bool(frame["shifted"].any())
     frame.attrs["alpha"] = alpha

@@ -23,6 +23,8 @@ is never split by where a fixed grid would fall.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 #: Relative tolerance below which two computed values are the same value. Far
@@ -137,6 +139,17 @@ def no_spread(spread, *levels) -> np.ndarray:
     levels = np.abs(np.asarray(np.broadcast_arrays(*levels), dtype=np.float64))
     size = np.max(np.where(np.isfinite(levels), levels, 0.0), axis=0)
     return ~(np.asarray(spread) > TIE_RTOL * size)
+
+
+def rounded(value: float) -> int:
+    """The integer nearest to ``value``; a value that ties with a half
+    (within the tolerance) rounds to the even neighbour, as :func:`round`
+    rounds an exact half: a half computed a few ulps off (a sum of
+    fractional weights) rounds as the exact half."""
+    floor = math.floor(value)
+    if near(value, floor + 0.5):
+        return int(floor) + int(floor) % 2
+    return int(round(value))
 
 
 #: A selection of the ``k`` largest values reads those within this many tie
