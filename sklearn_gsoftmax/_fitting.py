@@ -18,6 +18,7 @@ basin), only the local fit runs.
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import NamedTuple
 
@@ -203,14 +204,16 @@ def unit_scale_start(layout: Layout) -> np.ndarray:
 
 
 def fit_affine(
-    source, spec, unit: float, *, start: AffineFit | None = None
+    source, spec, unit: float, *, start: AffineFit | None = None, rows=None
 ) -> AffineFit:
     """Fit ``a z + b`` on the rows of ``source`` (scores, label indices,
     weights): ``spec`` holds ``n_classes``, ``link``, ``multiclass``,
     ``fit_intercept``, ``n`` (the link's sample count) and ``total`` (the
     weights' sum); ``unit`` is the scores' :func:`score_unit`. With a
     ``start`` (of the same unit), a local fit from it; else the fit of the
-    link (see the module)."""
+    link (see the module), whose search reads its rows from ``rows`` (a
+    :func:`search_rows` of ``source``, shared by fits of the same rows)
+    where given."""
     layout = Layout(spec.n_classes, fit_intercept=spec.fit_intercept, n=spec.n)
     tol = gradient_tol(spec.dtype)
     full = map_objective(source, spec, layout, unit, spec.total)
@@ -221,7 +224,8 @@ def fit_affine(
         return _ended(
             local_fit(full, unit_scale_start(layout), layout, tol), layout, unit
         )
-    return _fit_bounded(source, spec, layout, unit, full, tol)
+    rows = search_rows(source, spec.total, spec.n_classes) if rows is None else rows
+    return _fit_bounded(source, spec, layout, unit, full, tol, rows)
 
 
 def _ended(fit, layout, unit, n_iter: int = 0) -> AffineFit:
@@ -229,12 +233,26 @@ def _ended(fit, layout, unit, n_iter: int = 0) -> AffineFit:
     return AffineFit(fit.theta, layout, unit, fit.n_iter + n_iter, fit.value)
 
 
-def _fit_bounded(source, spec, layout, unit, full, tol) -> AffineFit:
-    """The bounded links' fit: on a subsample, a local fit from the convex
-    softmax fit and from the lowest minima of a profile of the loss (the
-    search); then the local fit on all rows from the best."""
-    sampled = search_sample(source, spec.total, search_size(spec.n_classes))
-    sample = sampled if sampled is not None else _in_memory(source, spec.total)
+def search_rows(source, total: float, n_classes: int):
+    """``rows()``: the search's subsample of ``source`` (``None`` where it
+    is all rows) and the rows it searches, read once however many fits
+    search them (the scale alone's and the offsets': two passes, on a
+    cluster two round trips, fewer)."""
+
+    @functools.cache
+    def rows():
+        sampled = search_sample(source, total, search_size(n_classes))
+        return sampled, sampled if sampled is not None else _in_memory(source, total)
+
+    return rows
+
+
+def _fit_bounded(source, spec, layout, unit, full, tol, rows) -> AffineFit:
+    """The bounded links' fit: on a subsample (``rows()``, see
+    :func:`search_rows`), a local fit from the convex softmax fit and from
+    the lowest minima of a profile of the loss (the search); then the local
+    fit on all rows from the best."""
+    sampled, sample = rows()
     on_sample = map_objective(sample, spec, layout, unit, 1.0)
     search_box = layout.bounds
     offsets_searched = not (

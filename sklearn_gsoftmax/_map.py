@@ -17,7 +17,13 @@ import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import KFold
 
-from ._fitting import AffineFit, fit_affine, local_fit, offsets_screened_out
+from ._fitting import (
+    AffineFit,
+    fit_affine,
+    local_fit,
+    offsets_screened_out,
+    search_rows,
+)
 from ._links import link_proba, top_two
 from ._objective import (
     Layout,
@@ -177,10 +183,11 @@ def _offsets_if_they_pay(source, spec: MapSpec, unit: float):
     scale_only = spec._replace(fit_intercept=False)
     needed = NATS_PER_OFFSET * (spec.n_classes - 1)
     if spec.n_classes >= SCREEN_MIN_CLASSES:
-        plain = fit_affine(source, scale_only, unit)
+        rows = search_rows(source, spec.total, spec.n_classes)
+        plain = fit_affine(source, scale_only, unit, rows=rows)
         if offsets_screened_out(source, spec, plain, needed):
             return plain, scale_only
-        affine = fit_affine(source, with_offsets, unit)
+        affine = fit_affine(source, with_offsets, unit, rows=rows)
     else:
         affine = fit_affine(source, with_offsets, unit)
         # started from the fit with offsets (its search chose the basin): a

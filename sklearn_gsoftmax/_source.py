@@ -114,7 +114,6 @@ class ArraySource(Source):
     def __init__(self, z: np.ndarray, y: np.ndarray, w: np.ndarray | None = None):
         self.chunk = Chunk(z, y, np.ones(len(z)) if w is None else w)
         self.n_rows = len(z)
-        self._prepared = {}
 
     def map_reduce(self, fn, merge=add):
         return fn(self.chunk)

@@ -488,3 +488,25 @@ def test_search_fits_each_start_once(monkeypatch):
     ).fit(z, y)
     assert len(starts) == len(set(starts)), len(starts) - len(set(starts))
     assert model.n_iter_ > 0
+
+
+def test_scale_and_offsets_fits_read_the_search_rows_once(monkeypatch):
+    """From ``SCREEN_MIN_CLASSES`` classes on, ``fit_intercept="auto"`` fits
+    the scale alone, then (where the offsets may pay) the offsets: both
+    search the same subsample, read once (its extremes and its rows: two
+    passes, on a cluster two round trips)."""
+    z, y = _logits(3000, 60, seed=2)
+    z[:, :30] += 2.0  # the first half of the classes boosted: offsets pay
+    reads = []
+    sample = _fitting.search_sample
+
+    def counting(*args):
+        reads.append(1)
+        return sample(*args)
+
+    monkeypatch.setattr(_fitting, "search_sample", counting)
+    model = GaussianSoftmaxCalibrator(
+        score_map="affine", fit_ceiling=False, uncertainty_rules=()
+    ).fit(z, y)
+    assert np.ptp(model.intercept_) > 0.5  # the offsets were fitted and kept
+    assert len(reads) == 1
