@@ -19,7 +19,7 @@ from sklearn.model_selection import KFold
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
-from ._fitting import score_unit, unit_values_summary
+from ._fitting import SearchRows, score_unit, unit_values_summary
 from ._flag import DEFAULT_RULES, check_rules, held_out_rows, outside_range
 from ._links import LINKS
 from ._map import (
@@ -127,9 +127,11 @@ def fit_calibration_map(calibrator, source, classes, n: float, summary=None):
         )
     # read in the validating pass; not kept through the fit (the margins of
     # binary scores: the size of the scores)
-    unit = score_unit(source, summary.pop("unit_values"))
     spec = map_spec(calibrator, n_classes, n, summary["weight"], summary["dtype"])
-    fitted = fit_map(source, spec, unit)
+    # the search's extreme rows read in the unit's pass
+    rows = SearchRows(source, spec)
+    unit = score_unit(source, summary.pop("unit_values"), alongside=rows)
+    fitted = fit_map(source, spec, unit, rows)
     calibrator.classes_ = classes
     calibrator.n_samples_ = n
     if not hasattr(calibrator, "n_features_in_"):

@@ -25,7 +25,6 @@ import warnings
 import numpy as np
 
 from ._source import LAZY_HANDLERS, Chunk, Source, add
-from ._ties import top_window
 
 
 def is_dask_collection(x) -> bool:
@@ -182,24 +181,6 @@ def _tree(parts: list, merge):
     return parts[0]
 
 
-def _top(key, k: int, width: float, chunk: Chunk):
-    """A chunk's :func:`._ties.top_window` of the ``key`` values, with their
-    global rows."""
-    values = np.asarray(key(chunk), dtype=np.float64)
-    keep = np.flatnonzero(top_window(values, k, width))
-    return values[keep], keep + chunk.start
-
-
-def _merge_top(k: int, width: float):
-    def merge(a, b):
-        values = np.concatenate([a[0], b[0]])
-        rows = np.concatenate([a[1], b[1]])
-        keep = top_window(values, k, width)
-        return values[keep], rows[keep]
-
-    return merge
-
-
 def _rows_of(rows: np.ndarray, chunk: Chunk) -> Chunk:
     """The chunk's rows among the sorted global ``rows``."""
     inside = rows[(rows >= chunk.start) & (rows < chunk.start + len(chunk.z))]
@@ -275,11 +256,6 @@ class DaskSource(Source):
             return self.map_reduce(lambda chunk: make(chunk)(*args), merge)
 
         return evaluate
-
-    def top_window(self, key, k: int, width: float) -> tuple:
-        return self.map_reduce(
-            lambda chunk: _top(key, k, width, chunk), _merge_top(k, width)
-        )
 
     def gather(self, rows: np.ndarray) -> Chunk:
         rows = np.asarray(rows)

@@ -18,7 +18,6 @@ basin), only the local fit runs.
 
 from __future__ import annotations
 
-import functools
 import math
 from typing import NamedTuple
 
@@ -31,6 +30,7 @@ from ._search import (
     SEARCH_ROWS_PER_CLASS,
     SEARCH_SCALES,
     check,
+    extremes_request,
     global_fit,
     grid_around,
     median_margin,
@@ -38,7 +38,7 @@ from ._search import (
     search_sample,
     search_size,
 )
-from ._source import ArraySource, Chunk, QuantileSummary, add
+from ._source import ArraySource, Chunk, QuantileSummary, add, one_pass_each
 from ._ties import no_spread
 
 #: Points of the quantile summary of the scores that sets their unit (exact
@@ -110,7 +110,9 @@ def unit_values_summary(chunk: Chunk) -> QuantileSummary:
     return QuantileSummary(*_unit_values(chunk), UNIT_SUMMARY_POINTS)
 
 
-def score_unit(source, values_summary: QuantileSummary | None = None) -> float:
+def score_unit(
+    source, values_summary: QuantileSummary | None = None, alongside=None
+) -> float:
     """A robust scale of the scores: their mean absolute deviation from the
     median, after clipping them to their 5th and 95th percentiles, and to
     ``UNIT_FENCE_IQRS`` interquartile ranges beyond the quartiles.
@@ -125,6 +127,9 @@ def score_unit(source, values_summary: QuantileSummary | None = None) -> float:
 
     ``values_summary``: the :func:`unit_values_summary` of the rows, where a
     pass that validated them computed it (one pass saved; the fit's case).
+    ``alongside``: what else the second pass computes, an object with
+    ``requests()`` (``(source, fn, merge)`` triples) and ``read(results)``
+    (the :class:`SearchRows` of the fit).
     """
     summary = values_summary
     if summary is None:
@@ -150,7 +155,12 @@ def score_unit(source, values_summary: QuantileSummary | None = None) -> float:
                 ]
             )
 
-    clipped, plain, total = source.map_reduce(deviations, add)
+    others = [] if alongside is None else alongside.requests()
+    (clipped, plain, total), *results = one_pass_each(
+        [(source, deviations, add)] + others
+    )
+    if alongside is not None:
+        alongside.read(results)
 
     def usable(unit):
         # a deviation of a few ulps is that of equal scores (see _ties)
@@ -211,8 +221,8 @@ def fit_affine(
     ``fit_intercept``, ``n`` (the link's sample count) and ``total`` (the
     weights' sum); ``unit`` is the scores' :func:`score_unit`. With a
     ``start`` (of the same unit), a local fit from it; else the fit of the
-    link (see the module), whose search reads its rows from ``rows`` (a
-    :func:`search_rows` of ``source``, shared by fits of the same rows)
+    link (see the module), whose search reads its rows from ``rows`` (the
+    :class:`SearchRows` of ``source``, shared by fits of the same rows)
     where given."""
     layout = Layout(spec.n_classes, fit_intercept=spec.fit_intercept, n=spec.n)
     tol = gradient_tol(spec.dtype)
@@ -224,7 +234,7 @@ def fit_affine(
         return _ended(
             local_fit(full, unit_scale_start(layout), layout, tol), layout, unit
         )
-    rows = search_rows(source, spec.total, spec.n_classes) if rows is None else rows
+    rows = SearchRows(source, spec) if rows is None else rows
     return _fit_bounded(source, spec, layout, unit, full, tol, rows)
 
 
@@ -233,23 +243,42 @@ def _ended(fit, layout, unit, n_iter: int = 0) -> AffineFit:
     return AffineFit(fit.theta, layout, unit, fit.n_iter + n_iter, fit.value)
 
 
-def search_rows(source, total: float, n_classes: int):
+class SearchRows:
     """``rows()``: the search's subsample of ``source`` (``None`` where it
     is all rows) and the rows it searches, read once however many fits
     search them (the scale alone's and the offsets': two passes, on a
-    cluster two round trips, fewer)."""
+    cluster two round trips, fewer). :meth:`requests` lets a pass that reads
+    the rows anyway find the extreme rows too (one pass fewer)."""
 
-    @functools.cache
-    def rows():
-        sampled = search_sample(source, total, search_size(n_classes))
-        return sampled, sampled if sampled is not None else _in_memory(source, total)
+    def __init__(self, source, spec):
+        self.source, self.total = source, spec.total
+        self.size = search_size(spec.n_classes)
+        self.bounded = spec.link != "softmax"
+        self.window = None
+        self._rows = None
 
-    return rows
+    def requests(self) -> list:
+        """``(source, fn, merge)`` requests for the extreme rows' window
+        (:func:`~._search.extremes_request`), whose results :meth:`read`
+        takes; none where the fit does not search a subsample."""
+        return extremes_request(self.source, self.size) if self.bounded else []
+
+    def read(self, results: list) -> None:
+        self.window = results[0] if results else None
+
+    def __call__(self) -> tuple:
+        if self._rows is None:
+            sampled = search_sample(self.source, self.total, self.size, self.window)
+            rows = (
+                sampled if sampled is not None else _in_memory(self.source, self.total)
+            )
+            self._rows = (sampled, rows)
+        return self._rows
 
 
 def _fit_bounded(source, spec, layout, unit, full, tol, rows) -> AffineFit:
     """The bounded links' fit: on a subsample (``rows()``, see
-    :func:`search_rows`), a local fit from the convex softmax fit and from
+    :class:`SearchRows`), a local fit from the convex softmax fit and from
     the lowest minima of a profile of the loss (the search); then the local
     fit on all rows from the best."""
     sampled, sample = rows()

@@ -19,10 +19,10 @@ from sklearn.model_selection import KFold
 
 from ._fitting import (
     AffineFit,
+    SearchRows,
     fit_affine,
     local_fit,
     offsets_screened_out,
-    search_rows,
 )
 from ._links import link_proba, top_two
 from ._objective import (
@@ -137,13 +137,15 @@ def clip_range_of(source) -> np.ndarray:
     return settled(source.map_reduce(bounds, merge_ranges))
 
 
-def fit_map(source, spec: MapSpec, unit: float) -> MapFit:
+def fit_map(source, spec: MapSpec, unit: float, rows=None) -> MapFit:
     """Fit the calibration map on the rows of ``source`` (see the module);
-    ``unit``: their ``_fitting.score_unit``."""
+    ``unit``: their ``_fitting.score_unit``; ``rows``: their
+    ``_fitting.SearchRows``, where the unit's pass read them."""
+    rows = SearchRows(source, spec) if rows is None else rows
     if spec.fit_intercept == "auto":
-        affine, spec = _offsets_if_they_pay(source, spec, unit)
+        affine, spec = _offsets_if_they_pay(source, spec, unit, rows)
     else:
-        affine = fit_affine(source, spec, unit)
+        affine = fit_affine(source, spec, unit, rows=rows)
     layout = refinement_layout(spec, rows=spec.total)
     refined, clip_range = None, None
     if layout is not None:
@@ -173,23 +175,22 @@ NATS_PER_OFFSET = 1.0
 SCREEN_MIN_CLASSES = 50
 
 
-def _offsets_if_they_pay(source, spec: MapSpec, unit: float):
+def _offsets_if_they_pay(source, spec: MapSpec, unit: float, rows):
     """The affine fit with offsets, or the scale alone where the offsets do
     not pay (``NATS_PER_OFFSET``); binary margins always keep theirs (Platt's
     intercept). Returns the fit and the spec with the choice made."""
     with_offsets = spec._replace(fit_intercept=True)
     if spec.n_classes == 2:
-        return fit_affine(source, with_offsets, unit), with_offsets
+        return fit_affine(source, with_offsets, unit, rows=rows), with_offsets
     scale_only = spec._replace(fit_intercept=False)
     needed = NATS_PER_OFFSET * (spec.n_classes - 1)
     if spec.n_classes >= SCREEN_MIN_CLASSES:
-        rows = search_rows(source, spec.total, spec.n_classes)
         plain = fit_affine(source, scale_only, unit, rows=rows)
         if offsets_screened_out(source, spec, plain, needed):
             return plain, scale_only
         affine = fit_affine(source, with_offsets, unit, rows=rows)
     else:
-        affine = fit_affine(source, with_offsets, unit)
+        affine = fit_affine(source, with_offsets, unit, rows=rows)
         # started from the fit with offsets (its search chose the basin): a
         # local fit of the scale alone, no second search
         layout = Layout(spec.n_classes, fit_intercept=False, n=spec.n)

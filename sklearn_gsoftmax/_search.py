@@ -36,7 +36,7 @@ from sklearn.exceptions import ConvergenceWarning
 from ._links import binary_nll_derivatives, link_nll
 from ._objective import PRIOR_STRENGTH, margins, standardise
 from ._optimise import LocalFit, not_converged
-from ._source import BLOCK_ENTRIES, ArraySource, QuantileSummary
+from ._source import BLOCK_ENTRIES, ArraySource, QuantileSummary, window_request
 from ._ties import below, tie_ranks
 
 #: Rows the search runs on, at least (more for many classes, see
@@ -94,10 +94,20 @@ def extremity(chunk) -> np.ndarray:
     return np.nan_to_num(spread, nan=np.inf)
 
 
-def search_sample(source, total: float, size: int):
+def extremes_request(source, size: int) -> list:
+    """The ``(source, fn, merge)`` request of the window of the extreme rows
+    of :func:`search_sample` (``Source.top_k``), for a pass that reads the
+    rows anyway; none where the subsample is all rows."""
+    if source.n_rows <= size:
+        return []
+    return [(source, *window_request(extremity, size // _EXTREME_SHARE))]
+
+
+def search_sample(source, total: float, size: int, window: tuple | None = None):
     """A subsample of at most ``size`` rows of ``source`` for the search, as
     an ``ArraySource`` whose weights sum to 1; ``None`` for all rows (small
-    data, or a subsample without weight).
+    data, or a subsample without weight). ``window``: the result of the
+    :func:`extremes_request`, where a pass computed it.
 
     The rows of largest :func:`extremity` are all in it, at their own weight:
     the mislabelled extreme scores the search is about are few, and an evenly
@@ -109,7 +119,7 @@ def search_sample(source, total: float, size: int):
     if m <= size:
         return None
     n_extreme = size // _EXTREME_SHARE
-    extreme = source.top_k(extremity, n_extreme)
+    extreme = source.top_k(extremity, n_extreme, window)
     # the i-th row that is not extreme: i plus the extremes before it
     positions = np.linspace(0, m - n_extreme - 1, size - n_extreme).astype(np.intp)
     before = extreme - np.arange(n_extreme)

@@ -67,22 +67,22 @@ class Source:
     def evaluator(self, make, merge=add):
         raise NotImplementedError
 
-    def top_k(self, key, k: int) -> np.ndarray:
+    def top_k(self, key, k: int, window: tuple | None = None) -> np.ndarray:
         """The rows, sorted, of the ``k`` largest ``key(chunk)`` values,
         near-equal values tied and their ties broken by row
-        (:func:`._ties.largest`): the same rows from every chunking."""
+        (:func:`._ties.largest`): the same rows from every chunking.
+        ``window``: the result of a :func:`window_request` of ``TOP_WINDOW``
+        of ``key`` and ``k``, where a pass that reads the rows anyway
+        computed it."""
         width = TOP_WINDOW
         while True:
-            values, rows = self.top_window(key, k, width)
+            if window is None:
+                window = self.map_reduce(*window_request(key, k, width))
+            values, rows = window
             chosen = largest(values, rows, k, width, len(rows) == self.n_rows)
             if chosen is not None:
                 return chosen
-            width *= TOP_WINDOW
-
-    def top_window(self, key, k: int, width: float) -> tuple:
-        """The ``key`` values and rows of :func:`._ties.top_window` of
-        ``width``."""
-        raise NotImplementedError
+            width, window = width * TOP_WINDOW, None
 
     def gather(self, rows: np.ndarray) -> Chunk:
         raise NotImplementedError
@@ -135,11 +135,6 @@ class ArraySource(Source):
 
         return evaluate
 
-    def top_window(self, key, k: int, width: float) -> tuple:
-        values = np.asarray(key(self.chunk), dtype=np.float64)
-        rows = np.flatnonzero(top_window(values, k, width))
-        return values[rows], rows
-
     def gather(self, rows: np.ndarray) -> Chunk:
         z, y, w, _ = self.chunk
         return Chunk(z[rows], y[rows], w[rows])
@@ -166,6 +161,25 @@ def row_blocks(chunk: Chunk) -> list:
         Chunk(z[i : i + step], y[i : i + step], w[i : i + step], start + i)
         for i in range(0, len(z), step)
     ]
+
+
+def window_request(key, k: int, width: float = TOP_WINDOW):
+    """``(fn, merge)`` of the :func:`._ties.top_window` of ``width`` of the
+    ``key(chunk)`` values, with their rows (in the whole): a window of each
+    chunk, merged (see :meth:`Source.top_k`)."""
+
+    def fn(chunk):
+        values = np.asarray(key(chunk), dtype=np.float64)
+        keep = np.flatnonzero(top_window(values, k, width))
+        return values[keep], keep + chunk.start
+
+    def merge(a, b):
+        values = np.concatenate([a[0], b[0]])
+        rows = np.concatenate([a[1], b[1]])
+        keep = top_window(values, k, width)
+        return values[keep], rows[keep]
+
+    return fn, merge
 
 
 def jointly(*parts):

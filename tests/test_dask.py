@@ -327,6 +327,30 @@ def test_adaptation_keeps_the_same_rows_from_every_chunking(client, monkeypatch)
     )
 
 
+def test_search_finds_its_extreme_rows_in_the_units_pass(client, monkeypatch):
+    """Each pass over the rows on a cluster is a round trip: the search's
+    extreme rows are found in the pass that computes the scores' unit (a
+    fit of 20 000 binary scores in 4 blocks: 11 computations; 12 with a pass
+    of their own), and the fit is the one in memory."""
+    computations = []
+    each = DaskSource.map_reduce_each.__func__
+
+    def counted(cls, requests):
+        computations.append(len(requests))
+        return each(cls, requests)
+
+    monkeypatch.setattr(DaskSource, "map_reduce_each", classmethod(counted))
+    rng = np.random.default_rng(0)
+    s = rng.normal(scale=3.0, size=20_000)
+    y = (rng.random(20_000) < 1 / (1 + np.exp(-s))).astype(int)
+    on_dask = GaussianSoftmaxCalibrator(uncertainty_rules=()).fit(
+        da.from_array(s, chunks=5000), da.from_array(y, chunks=5000)
+    )
+    assert len(computations) == 11
+    memory = GaussianSoftmaxCalibrator(uncertainty_rules=()).fit(s, y)
+    assert on_dask.scale_ == pytest.approx(memory.scale_, rel=1e-6)
+
+
 @pytest.mark.parametrize(("threshold", "expected"), [("auto", 3), (0.8, 2)])
 def test_flag_reads_the_held_out_rows_in_few_round_trips(
     client, monkeypatch, binary, threshold, expected
