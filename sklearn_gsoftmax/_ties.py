@@ -13,12 +13,14 @@ first start. The same data then gives the same decisions on every machine.
 
 The values compared are probabilities, log-losses, calibrated logits and
 distances in standardised features: quantities for which 1 is a typical
-magnitude. Two values ``a`` and ``b`` tie when ``|a - b| <= TIE_RTOL * max(|a|,
-|b|, 1)``: relative above magnitude 1, absolute below it, where a difference
-computed by subtraction (``1 - p``, a margin) carries the rounding of its
-operands of magnitude about 1. Ties chain: in a sorted run of values each
-within the tolerance of the next, all tie, so that a group of near-equal values
-is never split by where a fixed grid would fall.
+magnitude. Two values ``a`` and ``b`` tie when ``|a - b| <= TIE_RTOL *
+max(|a|, |b|, 1)``: relative above magnitude 1, absolute below it, where a
+difference computed by subtraction (``1 - p``, a margin) carries the
+rounding of its operands of magnitude about 1. Ties chain: in a sorted run
+of values each within the tolerance of the next, all tie, so that a group of
+near-equal values is never split by where a fixed grid would fall. P-values
+are compared with their levels relatively (``floor=0``): a level of 1e-9 is
+still a level.
 """
 
 from __future__ import annotations
@@ -34,26 +36,31 @@ import numpy as np
 TIE_RTOL = 1e-9
 
 
-def _tolerance(a, b) -> np.ndarray:
-    return TIE_RTOL * np.maximum(np.maximum(np.abs(a), np.abs(b)), 1.0)
+def _tolerance(a, b, floor: float = 1.0) -> np.ndarray:
+    return TIE_RTOL * np.maximum(np.maximum(np.abs(a), np.abs(b)), floor)
 
 
-def near(a, b) -> np.ndarray:
-    """``a`` and ``b`` tie: equal, or finite and within the tolerance."""
+def near(a, b, floor: float = 1.0) -> np.ndarray:
+    """``a`` and ``b`` tie: equal, or finite and within the tolerance.
+
+    ``floor``: the magnitude below which the tolerance is absolute (see the
+    module); ``0.0`` for a purely relative one, for values that mean
+    something however small (p-values against a level of 1e-9, say)."""
     a, b = np.asarray(a), np.asarray(b)
     with np.errstate(invalid="ignore"):  # inf - inf
         gap = np.abs(a - b)
-    return (a == b) | (np.isfinite(gap) & (gap <= _tolerance(a, b)))
+    return (a == b) | (np.isfinite(gap) & (gap <= _tolerance(a, b, floor)))
 
 
-def below(a, b) -> np.ndarray:
-    """``a < b``, and ``a`` does not tie with ``b``."""
-    return (np.asarray(a) < b) & ~near(a, b)
+def below(a, b, floor: float = 1.0) -> np.ndarray:
+    """``a < b``, and ``a`` does not tie with ``b`` (``floor``: see
+    :func:`near`)."""
+    return (np.asarray(a) < b) & ~near(a, b, floor)
 
 
-def at_most(a, b) -> np.ndarray:
-    """``a <= b``, a tie counted as equal."""
-    return ~below(b, a)
+def at_most(a, b, floor: float = 1.0) -> np.ndarray:
+    """``a <= b``, a tie counted as equal (``floor``: see :func:`near`)."""
+    return ~below(b, a, floor)
 
 
 def tie_groups(values, within=None) -> tuple[np.ndarray, np.ndarray]:
@@ -147,7 +154,9 @@ def rounded(value: float) -> int:
     rounds an exact half: a half computed a few ulps off (a sum of
     fractional weights) rounds as the exact half."""
     floor = math.floor(value)
-    if near(value, floor + 0.5):
+    # at most a quarter: from 5e8 on the tolerance would reach every value
+    tolerance = min(TIE_RTOL * max(abs(value), 1.0), 0.25)
+    if abs(value - (floor + 0.5)) <= tolerance:
         return int(floor) + int(floor) % 2
     return int(round(value))
 

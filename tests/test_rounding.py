@@ -426,6 +426,9 @@ def test_a_half_computed_a_few_ulps_off_rounds_as_the_half():
         for value in (half, np.nextafter(half, 0), np.nextafter(half, np.inf)):
             assert rounded(value) == expected
     assert [rounded(v) for v in (2.4, 2.6, -1.2, 1e6 + 0.7)] == [2, 3, -1, 1000001]
+    # beyond 5e8 the tie tolerance would reach every value: capped
+    assert rounded(1_000_000_001.0) == 1_000_000_001
+    assert rounded(1e9 + 0.5) == 1_000_000_000
 
 
 def test_shift_report_of_fractional_weights_does_not_hang_on_their_last_bits():
@@ -468,6 +471,10 @@ def test_p_value_on_the_level_is_one_verdict():
         assert report["p_value"].iloc[0] == pytest.approx(0.01, rel=1e-9)
         verdicts.add(report.attrs["shifted"])
     assert verdicts == {False}
+    # a level below 1e-9 is still a level: a p-value of 0 is below 5e-10
+    far = {"n": 5000.0, "rates": {}, "confidence": (0.0, 0.1)}
+    report = shift_report(far, batch, batch, alpha=5e-10)
+    assert report["p_value"].iloc[0] == 0.0 and report.attrs["shifted"]
 
 
 def test_confident_errors_at_the_cutoff_are_not_counted():
