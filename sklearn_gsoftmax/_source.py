@@ -176,7 +176,7 @@ def window_request(key, k: int, width: float = TOP_WINDOW):
     def merge(a, b):
         values = np.concatenate([a[0], b[0]])
         rows = np.concatenate([a[1], b[1]])
-        keep = top_window(values, k, width)
+        keep = top_window(values, k, width, rows)
         return values[keep], rows[keep]
 
     return fn, merge

@@ -174,16 +174,30 @@ def _window_edge(kth: float, width: float) -> float:
     return kth - width * TIE_RTOL * max(abs(kth), 1.0)
 
 
-def top_window(values: np.ndarray, k: int, width: float = TOP_WINDOW) -> np.ndarray:
+def top_window(
+    values: np.ndarray, k: int, width: float = TOP_WINDOW, positions=None
+) -> np.ndarray:
     """Which of ``values`` may be among their ``k`` largest once near-equal
-    values tie: those at least ``width`` tolerances below the k-th largest.
-    A window of a part of the values holds the part's share of the whole's
-    window (the part's k-th largest is no larger), so windows merge."""
+    values tie: those at least ``width`` tolerances below the k-th largest,
+    but of the values equal to the k-th only the ``k`` of the first
+    ``positions`` (by default, their order). A window of a part of the
+    values holds the part's share of the whole's window (the part's k-th
+    largest is no larger), so windows merge.
+
+    A value equal to the k-th with ``k`` equal ones before it is never
+    chosen, and leaving it out changes no tie (its equals stay): hard
+    scores of +-1, or logits with an infinite column, no longer carry every
+    row into the window."""
     values = np.asarray(values, dtype=np.float64)
     if k >= len(values):
         return np.ones(len(values), dtype=bool)
     kth = np.partition(values, len(values) - k)[len(values) - k]
-    return values >= _window_edge(kth, width)
+    window = values >= _window_edge(kth, width)
+    equal = np.flatnonzero(values == kth)
+    if len(equal) > k:
+        order = equal if positions is None else np.asarray(positions)[equal]
+        window[equal[np.argpartition(order, k)[k:]]] = False
+    return window
 
 
 def largest(

@@ -139,8 +139,24 @@ def test_largest_values_are_chosen_by_position_among_ties(
 
 
 def _window(values, rows, k, width=TOP_WINDOW):
-    keep = top_window(values, k, width)
+    keep = top_window(values, k, width, rows)
     return values[keep], rows[keep]
+
+
+def test_window_of_many_equal_values_holds_k_of_them():
+    """Hard scores of +-1 (every margin's size equal): the window of the k
+    largest holds the first k rows, in memory and merged from chunks (it held
+    every row, and a cluster sent them all to the driver)."""
+    values = np.abs(np.where(np.arange(100_000) % 7 == 0, -1.0, 1.0))
+    rows = np.arange(len(values))
+    whole = _window(values, rows, 128)
+    parts = [_window(values[r], r, 128) for r in np.array_split(rows, 5)]
+    merged = _window(*(np.concatenate(p) for p in zip(*parts)), 128)
+    for window_values, window_rows in (whole, merged):
+        np.testing.assert_array_equal(window_rows, np.arange(128))
+        np.testing.assert_array_equal(
+            largest(window_values, window_rows, 128), np.arange(128)
+        )
 
 
 def test_largest_reads_a_wider_window_where_ties_chain_beyond_it(monkeypatch):
