@@ -78,8 +78,17 @@ def _unit_values(chunk: Chunk):
     """The values whose spread is the scores' unit, with their weights: binary
     margins, or logits centred per row (the entries of evenly spaced rows, at
     most about ``UNIT_ENTRIES``)."""
+    return _unit_values_and_sizes(chunk)[:2]
+
+
+def _unit_values_and_sizes(chunk: Chunk):
+    """:func:`_unit_values` and the size of the scores they come from
+    (``|z|``, before a margin's or a row's centring subtracts): the rounding
+    that a spread must stand above (rows of equal logits centre to ulps)."""
     if chunk.z.ndim == 1 or chunk.z.shape[1] <= 2:
-        return finite_copy(margins(chunk.z)), chunk.w
+        z = finite_copy(chunk.z.astype(np.float64, copy=False))
+        size = np.abs(z) if z.ndim == 1 else np.abs(z).max(axis=1)
+        return finite_copy(margins(chunk.z)), chunk.w, size
     step = -(-chunk.z.size // UNIT_ENTRIES)  # ceiling division
     chunk = Chunk(chunk.z[::step], chunk.y[::step], chunk.w[::step])
     z = finite_copy(chunk.z.astype(np.float64, copy=False))
@@ -87,7 +96,7 @@ def _unit_values(chunk: Chunk):
         # rows of +-1e308 may overflow their mean: such rows only add outliers
         centred = z - z.mean(axis=1, keepdims=True)
     centred[np.isnan(centred)] = 0.0
-    return centred.ravel(), np.repeat(chunk.w, z.shape[1])
+    return centred.ravel(), np.repeat(chunk.w, z.shape[1]), np.abs(z).ravel()
 
 
 #: :func:`score_unit` clips the scores to this many interquartile ranges
@@ -145,26 +154,30 @@ def score_unit(
         high = min(high, upper_quartile + reach)
 
     def deviations(chunk):
-        values, w = _unit_values(chunk)
+        values, w, sizes = _unit_values_and_sizes(chunk)
         with np.errstate(over="ignore", invalid="ignore"):
             return np.array(
                 [
                     np.abs(np.clip(values, low, high) - median) @ w,
                     np.abs(values - median) @ w,
                     w.sum(),
+                    sizes @ w,
                 ]
             )
 
     others = [] if alongside is None else alongside.requests()
-    (clipped, plain, total), *results = one_pass_each(
+    (clipped, plain, total, sizes), *results = one_pass_each(
         [(source, deviations, add)] + others
     )
     if alongside is not None:
         alongside.read(results)
 
+    size = sizes / total  # the scores' mean size
+
     def usable(unit):
-        # a deviation of a few ulps is that of equal scores (see _ties)
-        return unit < np.inf and not no_spread(unit, low, median, high)
+        # a deviation of a few ulps of the scores is that of equal scores
+        # (see _ties), also where their margins or centred rows are near 0
+        return unit < np.inf and not no_spread(unit, low, median, high, size)
 
     unit = clipped / total
     if not usable(unit):

@@ -69,7 +69,7 @@ def _standardised_dense(features) -> np.ndarray:
     spread = np.nan_to_num(np.nanstd(features, axis=0))
     # a column whose values tie has no spread: dividing by its rounding noise
     # would blow the last bits up to whole units
-    spread[no_spread(spread, centre, 1.0)] = 1.0
+    spread[no_spread(spread, centre)] = 1.0
     return np.nan_to_num((features - centre) / spread)
 
 

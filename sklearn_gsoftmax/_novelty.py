@@ -137,8 +137,9 @@ class KNeighborsNovelty(BaseEstimator):
             variance = np.var(_imputed(numeric, self.center_), axis=0)
         scale = np.sqrt(variance)
         # a constant feature computed with rounding has a spread of ulps:
-        # dividing by it would blow the last bits up to whole units
-        scale[no_spread(scale, self.center_, 1.0)] = 1.0
+        # dividing by it would blow the last bits up to whole units (relative
+        # to the feature's size: one in small units, 1e-12, still varies)
+        scale[no_spread(scale, self.center_)] = 1.0
         self.scale_ = scale
         rng = check_random_state(self.random_state)
         rows = numeric.shape[0]

@@ -140,9 +140,9 @@ def no_spread(spread, *levels) -> np.ndarray:
     ulps taken as a unit blows the last bits up to whole units.
 
     The size has no floor at 1 (unlike :func:`near`), so that values all
-    tiny keep their spread; where the values are of order 1 by construction
-    (standardised features, whose centring leaves rounding around 0), pass
-    ``1.0`` as a level."""
+    tiny keep their spread (a feature in small units, scores of 1e-12), as
+    scikit-learn's ``StandardScaler`` judges a constant feature; values
+    whose size is rounding around 0 then have a spread."""
     levels = np.abs(np.asarray(np.broadcast_arrays(*levels), dtype=np.float64))
     size = np.max(np.where(np.isfinite(levels), levels, 0.0), axis=0)
     return ~(np.asarray(spread) > TIE_RTOL * size)

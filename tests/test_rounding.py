@@ -399,6 +399,26 @@ def test_scale_of_mostly_equal_scores_ignores_their_rounding(share_spread):
         )
 
 
+def test_scale_of_mostly_equal_logits_ignores_their_rounding():
+    """93 % of rows of three equal logits: centred per row they are 0, or a
+    few ulps of 5 where computed with rounding, whose spread was taken for
+    the unit (9e-16: the equal rows' probabilities then spread over 0.014 and
+    the fit did not converge); the scores' own size says it is rounding."""
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 4000)
+    exact = np.full((4000, 3), 5.0)
+    out = rng.random(4000) < 0.07
+    exact[out] = rng.normal(size=(out.sum(), 3))
+    exact[out, y[out]] += 3.0
+    noisy = exact.copy()
+    noisy[~out] = _perturbed(exact[~out], rng, ulps=2)
+    units = [score_unit(ArraySource(z, y)) for z in (exact, noisy)]
+    assert units[1] == pytest.approx(units[0], rel=1e-9)
+    # rows equal to rounding get equal probabilities
+    fitted = GaussianSoftmaxCalibrator().fit(noisy, y)
+    assert np.ptp(fitted.predict_proba(noisy[~out]), axis=0).max() < 1e-9
+
+
 def test_novelty_scaling_of_mostly_equal_scores_ignores_their_rounding():
     """Most scores equal: their median absolute deviation is 0 (unit 1), not
     the few ulps their rounding leaves (which flagged 7 of 200 rows
@@ -415,6 +435,19 @@ def test_novelty_scaling_of_mostly_equal_scores_ignores_their_rounding():
     np.testing.assert_array_equal(
         fits[1].predict_uncertain(test), fits[0].predict_uncertain(test)
     )
+
+
+def test_feature_in_small_units_is_standardised(rng):
+    """A feature that varies in small units (1e-12, farads) is a feature:
+    a row 50 of its standard deviations out is far (it scored as a typical
+    row when spreads below 1e-9 counted as none)."""
+    X = rng.normal(size=(300, 3))
+    X[:, 2] *= 1e-12
+    far = X[:1].copy()
+    far[0, 2] = 50e-12
+    detector = KNeighborsNovelty().fit(X)
+    assert detector.scale_[2] == pytest.approx(1e-12, rel=0.2)
+    assert detector.score_samples(far)[0] < detector.score_samples(X[:1])[0] - 10
 
 
 def test_constant_feature_with_rounding_is_not_standardised(rng):
