@@ -155,24 +155,28 @@ def score_unit(
 
     def deviations(chunk):
         values, w, sizes = _unit_values_and_sizes(chunk)
+        # the size of the rows the clipped unit reads: an outlier's would
+        # make every spread look like rounding
+        inside = (values >= low) & (values <= high)
         with np.errstate(over="ignore", invalid="ignore"):
             return np.array(
                 [
                     np.abs(np.clip(values, low, high) - median) @ w,
                     np.abs(values - median) @ w,
                     w.sum(),
-                    sizes @ w,
+                    np.where(inside, sizes, 0.0) @ w,
+                    w[inside].sum(),
                 ]
             )
 
     others = [] if alongside is None else alongside.requests()
-    (clipped, plain, total, sizes), *results = one_pass_each(
+    (clipped, plain, total, sizes, inside), *results = one_pass_each(
         [(source, deviations, add)] + others
     )
     if alongside is not None:
         alongside.read(results)
 
-    size = sizes / total  # the scores' mean size
+    size = sizes / inside if inside > 0 else 0.0  # the scores' mean size
 
     def usable(unit):
         # a deviation of a few ulps of the scores is that of equal scores

@@ -419,6 +419,20 @@ def test_scale_of_mostly_equal_logits_ignores_their_rounding():
     assert np.ptp(fitted.predict_proba(noisy[~out]), axis=0).max() < 1e-9
 
 
+@pytest.mark.parametrize("big", [1e13, 1e200])
+def test_one_huge_score_does_not_make_the_spread_rounding(big):
+    """The size a spread is weighed against is that of the rows the unit
+    reads: one correctly labelled score of 1e13 made the scores' mean size
+    so large that the unit fell back to the outlier's deviation, and the fit
+    came out flat (scale 1.7e-10, log-loss ln 2)."""
+    rng = np.random.default_rng(0)
+    s = rng.normal(scale=2.0, size=2000)
+    y = (rng.random(2000) < 1 / (1 + np.exp(-s))).astype(int)
+    plain = score_unit(ArraySource(s, y))
+    s[0], y[0] = big, 1
+    assert score_unit(ArraySource(s, y)) == pytest.approx(plain, rel=0.01)
+
+
 def test_novelty_scaling_of_mostly_equal_scores_ignores_their_rounding():
     """Most scores equal: their median absolute deviation is 0 (unit 1), not
     the few ulps their rounding leaves (which flagged 7 of 200 rows
