@@ -239,7 +239,7 @@ class ClassMixMixin:
         q = em_priors(proba, implied)[0]
         _, p_value = class_mix_test(proba, implied, state["covariance"], n)
         low, high = priors_intervals(proba, implied, q, n)
-        mix_shifted = bool(below(p_value, each, 0.0))
+        mix_shifted = bool(below(p_value, each, floor=0.0))
         rows = pd.DataFrame(
             {
                 "observed": q,

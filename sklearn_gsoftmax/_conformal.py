@@ -111,4 +111,4 @@ def conformal_sets(references, probabilities, alpha: float) -> np.ndarray:
     for reference, proba in zip(references, probabilities):
         count += reference.weight_at_or_above(1.0 - proba)
     # a p-value that ties with alpha counts as alpha: out of the set
-    return below(alpha, count / (total + 1.0), 0.0)
+    return below(alpha, count / (total + 1.0), floor=0.0)

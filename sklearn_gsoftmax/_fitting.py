@@ -23,6 +23,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ._links import row_max
 from ._objective import Layout, finite_copy, map_objective, margins
 from ._optimise import NEWTON_MAX_ITER, damped_newton, gradient_tol, lbfgs
 from ._search import (
@@ -74,21 +75,19 @@ class AffineFit(NamedTuple):
 UNIT_ENTRIES = 1 << 18
 
 
-def _unit_values(chunk: Chunk):
+def _unit_values(chunk: Chunk, with_sizes: bool = False):
     """The values whose spread is the scores' unit, with their weights: binary
     margins, or logits centred per row (the entries of evenly spaced rows, at
-    most about ``UNIT_ENTRIES``)."""
-    return _unit_values_and_sizes(chunk)[:2]
-
-
-def _unit_values_and_sizes(chunk: Chunk):
-    """:func:`_unit_values` and the size of the scores they come from
-    (``|z|``, before a margin's or a row's centring subtracts): the rounding
-    that a spread must stand above (rows of equal logits centre to ulps)."""
+    most about ``UNIT_ENTRIES``). ``with_sizes``: also the size of the scores
+    they come from (``|z|``, before a margin's or a row's centring
+    subtracts), the rounding that a spread must stand above (rows of equal
+    logits centre to ulps)."""
     if chunk.z.ndim == 1 or chunk.z.shape[1] <= 2:
-        z = finite_copy(chunk.z.astype(np.float64, copy=False))
-        size = np.abs(z) if z.ndim == 1 else np.abs(z).max(axis=1)
-        return finite_copy(margins(chunk.z)), chunk.w, size
+        values = finite_copy(margins(chunk.z))
+        if not with_sizes:
+            return values, chunk.w
+        size = np.abs(finite_copy(chunk.z.astype(np.float64, copy=False)))
+        return values, chunk.w, size if size.ndim == 1 else row_max(size)
     step = -(-chunk.z.size // UNIT_ENTRIES)  # ceiling division
     chunk = Chunk(chunk.z[::step], chunk.y[::step], chunk.w[::step])
     z = finite_copy(chunk.z.astype(np.float64, copy=False))
@@ -96,7 +95,8 @@ def _unit_values_and_sizes(chunk: Chunk):
         # rows of +-1e308 may overflow their mean: such rows only add outliers
         centred = z - z.mean(axis=1, keepdims=True)
     centred[np.isnan(centred)] = 0.0
-    return centred.ravel(), np.repeat(chunk.w, z.shape[1]), np.abs(z).ravel()
+    values, w = centred.ravel(), np.repeat(chunk.w, z.shape[1])
+    return (values, w, np.abs(z).ravel()) if with_sizes else (values, w)
 
 
 #: :func:`score_unit` clips the scores to this many interquartile ranges
@@ -154,7 +154,7 @@ def score_unit(
         high = min(high, upper_quartile + reach)
 
     def deviations(chunk):
-        values, w, sizes = _unit_values_and_sizes(chunk)
+        values, w, sizes = _unit_values(chunk, with_sizes=True)
         # the size of the rows the clipped unit reads: an outlier's would
         # make every spread look like rounding
         inside = (values >= low) & (values <= high)
@@ -239,8 +239,8 @@ def fit_affine(
     weights' sum); ``unit`` is the scores' :func:`score_unit`. With a
     ``start`` (of the same unit), a local fit from it; else the fit of the
     link (see the module), whose search reads its rows from ``rows`` (the
-    :class:`SearchRows` of ``source``, shared by fits of the same rows)
-    where given."""
+    :class:`SearchRows` of ``source``, shared by the fits of the same
+    rows)."""
     layout = Layout(spec.n_classes, fit_intercept=spec.fit_intercept, n=spec.n)
     tol = gradient_tol(spec.dtype)
     full = map_objective(source, spec, layout, unit, spec.total)
@@ -251,7 +251,6 @@ def fit_affine(
         return _ended(
             local_fit(full, unit_scale_start(layout), layout, tol), layout, unit
         )
-    rows = SearchRows(source, spec) if rows is None else rows
     return _fit_bounded(source, spec, layout, unit, full, tol, rows)
 
 

@@ -49,7 +49,7 @@ def priority_order(
     margin, then by position (near-equal values tie)."""
     if pvalues is None:
         return stable_order(confidence, margin)
-    novel = at_most(pvalues, alpha, 0.0)
+    novel = at_most(pvalues, alpha, floor=0.0)
     novelty = np.zeros(len(novel)) if novelty is None else novelty
     return stable_order(
         novel,
@@ -106,7 +106,7 @@ def select_diverse(
     if pvalues is not None:
         # a novel sample is worth as much as the least confident can be: its
         # probabilities saturate far out, so its uncertainty alone says little
-        worth[at_most(pvalues, alpha, 0.0)] = NOVEL_WORTH
+        worth[at_most(pvalues, alpha, floor=0.0)] = NOVEL_WORTH
     place = _standardised_dense(features)
     group = near_duplicate_groups(place)
     # a group's candidate: its member of highest priority, standing for the
@@ -130,7 +130,7 @@ def select_diverse(
     # the clustering makes of it: a few novel samples far out weigh little,
     # and k-means seeds rarely reach them (20 in a pool of 25 000 got none of
     # 10 picks)
-    novel = pvalues is not None and at_most(pvalues[order[0]], alpha, 0.0)
+    novel = pvalues is not None and at_most(pvalues[order[0]], alpha, floor=0.0)
     chosen = _cluster_picks(
         place, pool, pool_worth, n_select, rank, order[0] if novel else None
     )

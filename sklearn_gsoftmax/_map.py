@@ -17,13 +17,7 @@ import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import KFold
 
-from ._fitting import (
-    AffineFit,
-    SearchRows,
-    fit_affine,
-    local_fit,
-    offsets_screened_out,
-)
+from ._fitting import AffineFit, fit_affine, local_fit, offsets_screened_out
 from ._links import link_proba, top_two
 from ._objective import (
     Layout,
@@ -137,11 +131,10 @@ def clip_range_of(source) -> np.ndarray:
     return settled(source.map_reduce(bounds, merge_ranges))
 
 
-def fit_map(source, spec: MapSpec, unit: float, rows=None) -> MapFit:
+def fit_map(source, spec: MapSpec, unit: float, rows) -> MapFit:
     """Fit the calibration map on the rows of ``source`` (see the module);
     ``unit``: their ``_fitting.score_unit``; ``rows``: their
-    ``_fitting.SearchRows``, where the unit's pass read them."""
-    rows = SearchRows(source, spec) if rows is None else rows
+    ``_fitting.SearchRows`` (whose extremes the unit's pass read)."""
     if spec.fit_intercept == "auto":
         affine, spec = _offsets_if_they_pay(source, spec, unit, rows)
     else:

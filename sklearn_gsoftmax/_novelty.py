@@ -525,7 +525,8 @@ class NoveltyModel:
         # as the "1 +" counts a new sample
         pvalues = pooled.weight_at_or_above(pooled.scores) / (total + 1.0)
         return float(
-            np.dot(np.diff(pooled.cumulative), at_most(pvalues, alpha, 0.0)) / total
+            np.dot(np.diff(pooled.cumulative), at_most(pvalues, alpha, floor=0.0))
+            / total
         )
 
 

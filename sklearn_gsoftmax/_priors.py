@@ -160,7 +160,7 @@ def estimate_priors(proba: np.ndarray, state: dict) -> tuple[np.ndarray, float]:
     implied = state["implied"]
     _, p_value = class_mix_test(proba, implied, state["covariance"], state["n"])
     # a p-value that ties with the level counts as the level: no evidence
-    if not below(p_value, GUARD_ALPHA, 0.0):
+    if not below(p_value, GUARD_ALPHA, floor=0.0):
         return implied.copy(), p_value
     return em_priors(proba, implied)[0], p_value
 
@@ -351,7 +351,7 @@ def weighted_conformal_sets(
                 count += ratio[c] * references[c].weight_at_or_above(scores)
     p_values = (ratio + count) / (ratio + total)
     # a p-value that ties with alpha counts as alpha: out of the set
-    return below(alpha, p_values, 0.0)
+    return below(alpha, p_values, floor=0.0)
 
 
 # --------------------------------------------------------------------------------------

@@ -199,7 +199,7 @@ def shift_report(
     # Bonferroni: the batch is called shifted when any check is, so each check
     # gets its share of alpha
     each = alpha / (len(frame) + extra_checks)
-    frame["shifted"] = below(frame["p_value"].to_numpy(dtype=float), each, 0.0)
+    frame["shifted"] = below(frame["p_value"].to_numpy(dtype=float), each, floor=0.0)
     frame = frame[["observed", "expected", "p_value", "shifted", "test"]]
     frame.attrs["shifted"] = bool(frame["shifted"].any())
     frame.attrs["alpha"] = alpha

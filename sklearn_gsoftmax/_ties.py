@@ -220,8 +220,8 @@ def largest(
     by_position = np.argsort(positions, kind="stable")
     values, positions = values[by_position], positions[by_position]
     ranks, lowest = tie_groups(values)
-    # the largest group first, a group's members by position
-    ranking = np.lexsort((np.arange(len(values)), -ranks))
+    # the largest group first, a group's members by position (their order)
+    ranking = np.argsort(-ranks, kind="stable")
     boundary = lowest[ranks[ranking[k - 1]]]
     kth = np.partition(values, len(values) - k)[len(values) - k]
     edge = _window_edge(kth, width)

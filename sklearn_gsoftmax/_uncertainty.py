@@ -201,7 +201,7 @@ class UncertaintyMixin(ClassMixMixin):
             features = self._novelty_features(X)
             pvalues = self._novelty.pvalues(features)
             novelty = (pvalues, *missing_counts(features[0]))
-            masks["novelty"] = at_most(pvalues, self.novelty_alpha, 0.0)
+            masks["novelty"] = at_most(pvalues, self.novelty_alpha, floor=0.0)
         return (
             predictions,
             {rule: masks[rule] for rule in self._uncertainty_rules},

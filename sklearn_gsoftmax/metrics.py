@@ -377,7 +377,7 @@ def _report_row(
         "min_proba": float(y_prob[kept].min()),
         "confident_errors": float(
             np.average(
-                below(p_true, confident_below, 0.0)
+                below(p_true, confident_below, floor=0.0)
                 if confident_below is not None
                 else ~correct & ~below(y_prob.max(axis=1), confident_above),
                 weights=weights,

@@ -356,11 +356,11 @@ def test_scores_unit_is_computed_once_a_fit(monkeypatch, bias):
     z, y = _logits(3000, 60, seed=3)
     z = z + np.linspace(-bias, bias, 60, dtype=np.float32)
     calls = []
-    values_of = _fitting._unit_values_and_sizes
+    values_of = _fitting._unit_values
     monkeypatch.setattr(
         _fitting,
-        "_unit_values_and_sizes",
-        lambda chunk: calls.append(1) or values_of(chunk),
+        "_unit_values",
+        lambda chunk, **kw: calls.append(1) or values_of(chunk, **kw),
     )
     model = GaussianSoftmaxCalibrator(score_map="affine", uncertainty_rules=())
     model.fit(z, y)
