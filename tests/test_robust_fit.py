@@ -273,7 +273,8 @@ def test_random_outlier_sets(m, share, exponent, spread, link, seed):
 # Where only a start of the profile reaches the best basin: a cheaper test of
 # "the convex start is in doubt" (issue 24), whether a path from each minimum
 # of the profile to the convex start's end point falls all the way, dropped
-# the start in both (2 of 3 000 random binary problems; 2 of 5 digits folds).
+# the start in both (2 of about 3 400 random binary problems; on digits, a fold
+# of a linear SVM's scores and one of naive Bayes').
 BASIN_OF_A_PROFILE_START = np.array(
     [-13.7438, -2.7975, -0.7858, 4.463, 0.3396, 6.9811, -6.3464, -3.6079, -4.1129,
      -0.4271, -4.305, 2.6676, 13.2109, -2.9499, 11.0869, 15.8338, -5.0171, 2.4209,
